@@ -1,0 +1,90 @@
+"""The Flask application: factory, configuration, and the blueprints that make the web half.
+
+Configuration is layered: defaults here, then ``instance/config.py`` (written by
+``hookcast init``), then ``HOOKCAST_*`` environment variables, then ``test_config``.
+The factory starts no threads: the scheduler/executor is started by ``hookcast serve`` and
+``hookcast worker`` only, so a forked web worker never runs a second scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from engine import crypto
+from engine.settings import EngineSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = REPO_ROOT / "templates"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+DEFAULTS: dict[str, Any] = {
+    "REQUIRE_HTTPS": True,
+    "ALLOWED_NETWORKS": "",
+    "SENDER_THREADS": 16,
+    "RETENTION_DAYS": 30,
+    # One API request holds at most a batch of 1000 events; each event is capped at
+    # 256 KiB on its own. Larger requests are refused with 413 before they are read.
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_TIME_LIMIT": None,
+    "JSON_SORT_KEYS": False,
+}
+
+
+def default_instance_path() -> str:
+    """``HOOKCAST_INSTANCE_PATH``, else ``./instance`` under the working directory."""
+    return os.environ.get("HOOKCAST_INSTANCE_PATH") or str(Path.cwd() / "instance")
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app. Raises ``ValueError`` with a readable message on bad configuration."""
+    app = Flask(
+        __name__,
+        instance_path=default_instance_path(),
+        instance_relative_config=True,
+        template_folder=str(TEMPLATES_DIR),
+        static_folder=str(STATIC_DIR),
+    )
+    app.config.from_mapping(DEFAULTS)
+    app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'hookcast.sqlite3'}"
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("HOOKCAST", loads=_load_env_value)
+    if test_config:
+        app.config.from_mapping(test_config)
+    _check_config(app)
+
+    from web import api, auth, builder, database, security
+
+    database.init_app(app)
+    security.init_app(app)
+    auth.init_app(app)
+    api.init_app(app)
+    builder.init_app(app)
+    return app
+
+
+def engine_settings(app: Flask) -> EngineSettings:
+    return app.extensions["hookcast.settings"]
+
+
+def _load_env_value(value: str) -> Any:
+    # Environment values stay strings; _check_config parses the typed ones, so that
+    # "0" means False and a secret that happens to look like JSON is kept verbatim.
+    return value
+
+
+def _check_config(app: Flask) -> None:
+    for name in ("SECRET_KEY", "ENCRYPTION_KEY"):
+        if not app.config.get(name):
+            raise ValueError(f"{name} is not set: run `hookcast init` (or set HOOKCAST_{name})")
+    settings = EngineSettings.from_config(app.config)
+    app.extensions["hookcast.settings"] = settings
+    app.config["REQUIRE_HTTPS"] = settings.require_https
+    app.config["SENDER_THREADS"] = settings.sender_threads
+    app.config["RETENTION_DAYS"] = settings.retention_days
+    crypto.configure_encryption(app.config["ENCRYPTION_KEY"])

@@ -1,0 +1,111 @@
+"""The REST API under ``/api/v1``: Bearer API-key auth, JSON in and out.
+
+Views parse with marshmallow schemas, call the engine with the request's session and the
+caller's workspace id, and serialize. Every error leaves through ``web.api.errors``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from flask import Blueprint, Flask, g, request
+from marshmallow import Schema
+
+from engine.store import accounts
+from web.api.errors import ApiError
+from web.api.errors import init_app as init_errors
+from web.database import get_session
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+@bp.before_request
+def authenticate() -> None:
+    """Resolve ``Authorization: Bearer <key>`` to the workspace it acts for."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(401, "send an API key as `Authorization: Bearer <key>`")
+    session = get_session()
+    record = accounts.authenticate_api_key(session, key.strip())
+    if record is None:
+        raise ApiError(401, "the API key is not valid or has been revoked")
+    session.commit()  # keeps the last-used stamp even if the view fails
+    g.workspace_id = record.workspace_id
+    g.api_key_id = record.id
+
+
+def workspace_id() -> str:
+    return g.workspace_id
+
+
+def json_body() -> Any:
+    """The parsed JSON body, or a 400 that says what is wrong with it."""
+    if not request.data:
+        raise ApiError(400, "the request body is empty; send a JSON document")
+    if not request.is_json:
+        raise ApiError(415, "send the body as application/json")
+    try:
+        return json.loads(request.get_data(cache=True))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+
+
+def load(schema: Schema, data: Any = None, **kwargs: Any) -> Any:
+    """Validate ``data`` (default: the JSON body) with ``schema``; errors become 422."""
+    return schema.load(json_body() if data is None else data, **kwargs)
+
+
+def page_size() -> int:
+    raw = request.args.get("limit", DEFAULT_PAGE_SIZE)
+    try:
+        size = int(raw)
+    except (TypeError, ValueError):
+        raise ApiError(400, "limit must be a whole number", details={"limit": raw}) from None
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise ApiError(400, f"limit must be between 1 and {MAX_PAGE_SIZE}")
+    return size
+
+
+def encode_cursor(position: dict[str, Any]) -> str:
+    raw = json.dumps(position, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    """The position encoded in a ``cursor`` query value; 400 when it was not one of ours."""
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        position = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error):
+        raise ApiError(400, "cursor is not valid; pass next_cursor from a previous page") from None
+    if not isinstance(position, dict):
+        raise ApiError(400, "cursor is not valid; pass next_cursor from a previous page")
+    return position
+
+
+def page(items: list[Any], size: int, serialize: Any, position: Any) -> dict[str, Any]:
+    """The list envelope for a page fetched with ``size + 1`` rows."""
+    has_more = len(items) > size
+    items = items[:size]
+    next_cursor = encode_cursor(position(items[-1])) if has_more and items else None
+    return {"data": [serialize(item) for item in items], "next_cursor": next_cursor}
+
+
+def init_app(app: Flask) -> None:
+    from web.api import contacts, meta  # noqa: F401  (registers routes on bp)
+
+    init_errors(app)
+    app.register_blueprint(bp)
+    # The API authenticates with keys, not cookies: CSRF does not apply to it.
+    csrf = app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(bp)

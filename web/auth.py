@@ -1,0 +1,181 @@
+"""Logging in to the builder: sessions, first-run owner setup, role checks.
+
+A user is a member of one or more workspaces; the session remembers the user and the
+workspace they are working in. Roles: ``owner`` > ``editor`` > ``viewer``. Viewers see
+everything and change nothing; the check is made here, on the server, for every change.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.wrappers import Response
+
+from engine.store import accounts
+from web.database import get_session
+
+bp = Blueprint("auth", __name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+ROLE_RANK = {"viewer": 0, "editor": 1, "owner": 2}
+MIN_PASSWORD_LENGTH = 8
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)
+
+
+def check_password(password_hash: str, password: str) -> bool:
+    return check_password_hash(password_hash, password)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths, so ``?next=`` cannot bounce a user elsewhere."""
+    if not target:
+        return url_for("builder.campaigns")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("builder.campaigns")
+    return target
+
+
+def load_user() -> None:
+    """Put the logged-in user, workspace and role on ``g`` (or None)."""
+    g.user = g.workspace = g.role = None
+    g.memberships = []
+    user_id = session.get("user_id")
+    if not user_id or request.path.startswith(("/api/", "/static/")):
+        return
+    db = get_session()
+    user = accounts.get_user(db, user_id)
+    if user is None:
+        session.clear()
+        return
+    memberships = accounts.list_memberships_of_user(db, user.id)
+    chosen = next((pair for pair in memberships if pair[1].id == session.get("workspace_id")), None)
+    if chosen is None and memberships:
+        chosen = memberships[0]
+        session["workspace_id"] = chosen[1].id
+    g.user = user
+    g.memberships = memberships
+    if chosen is not None:
+        g.role, g.workspace = chosen[0].role, chosen[1]
+
+
+def login_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.get("user") is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if g.get("workspace") is None:
+            abort(403, "You are not a member of any workspace. Ask an owner to invite you.")
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def role_at_least(role: str) -> bool:
+    return ROLE_RANK.get(g.get("role") or "", -1) >= ROLE_RANK[role]
+
+
+def require_role(role: str) -> None:
+    """Abort with 403 unless the current user's role is at least ``role``."""
+    if not role_at_least(role):
+        abort(403, f"This needs the {role} role in this workspace.")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    db = get_session()
+    if accounts.count_users(db) == 0:
+        return redirect(url_for("auth.setup"))
+    error = None
+    if request.method == "POST":
+        email = request.form.get("email", "")
+        password = request.form.get("password", "")
+        user = accounts.get_user_by_email(db, email)
+        if user is None or not check_password(user.password_hash, password):
+            error = "Email or password is not right."
+        else:
+            session.clear()
+            session["user_id"] = user.id
+            session.permanent = True
+            return redirect(_safe_next(request.args.get("next")))
+    status = 401 if error else 200
+    return render_template("auth/login.html", error=error), status
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def setup() -> Any:
+    """First run: the first visitor creates the workspace and its owner account."""
+    db = get_session()
+    if accounts.count_users(db) > 0:
+        return redirect(url_for("auth.login"))
+    errors: dict[str, str] = {}
+    form = request.form
+    if request.method == "POST":
+        if len(form.get("password", "")) < MIN_PASSWORD_LENGTH:
+            errors["password"] = f"Use at least {MIN_PASSWORD_LENGTH} characters."
+        if not form.get("workspace", "").strip():
+            errors["workspace"] = "Name your workspace."
+        if not errors:
+            try:
+                workspace = accounts.create_workspace(db, form["workspace"])
+                user = accounts.create_user(
+                    db, email=form.get("email", ""), password_hash=hash_password(form["password"])
+                )
+            except accounts.AccountError as exc:
+                errors["email"] = str(exc)
+            else:
+                accounts.set_membership(
+                    db, user_id=user.id, workspace_id=workspace.id, role="owner"
+                )
+                db.commit()
+                session.clear()
+                session["user_id"] = user.id
+                session["workspace_id"] = workspace.id
+                flash("Welcome to Hookcast. Your workspace is ready.")
+                return redirect(url_for("builder.campaigns"))
+        db.rollback()
+    return render_template("auth/setup.html", errors=errors, form=form), 422 if errors else 200
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/workspace")
+def switch_workspace() -> Response:
+    if g.get("user") is None:
+        return redirect(url_for("auth.login"))
+    wanted = request.form.get("workspace_id", "")
+    if any(w.id == wanted for _, w in g.memberships):
+        session["workspace_id"] = wanted
+    return redirect(url_for("builder.campaigns"))
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(load_user)
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def _auth_context() -> dict[str, Any]:
+        return {"can_edit": role_at_least("editor"), "is_owner": role_at_least("owner")}

@@ -1,0 +1,291 @@
+"""The ``hookcast`` command line (SPEC §2).
+
+Every command exits non-zero with one human line on stderr when the input or the
+configuration is wrong; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine import crypto
+from engine.store import accounts, migrate
+from web import create_app, default_instance_path, engine_settings
+from web.auth import MIN_PASSWORD_LENGTH, hash_password
+from web.database import get_database
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONFIG_TEMPLATE = """\
+# Hookcast instance configuration, written by `hookcast init`.
+# Environment variables HOOKCAST_<NAME> override anything set here.
+SECRET_KEY = {secret_key!r}
+ENCRYPTION_KEY = {encryption_key!r}
+# DATABASE_URL = "postgresql+psycopg://user@host:5432/hookcast"
+# REQUIRE_HTTPS = True
+# ALLOWED_NETWORKS = ""  # e.g. "127.0.0.0/8" to send to local receivers while testing
+# SENDER_THREADS = 16
+# RETENTION_DAYS = 30
+"""
+
+
+class CommandError(click.ClickException):
+    """A one-line error for the user; exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"hookcast: error: {self.format_message()}", err=True)
+
+
+def friendly_errors(command: F) -> F:
+    """Turn expected failures into one line on stderr instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (ValueError, accounts.AccountError) as exc:
+            raise CommandError(str(exc)) from None
+        except SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise CommandError(
+                f"database error: {detail} (is the database reachable and `hookcast init` run?)"
+            ) from None
+
+    return wrapped  # type: ignore[return-value]
+
+
+def load_app(*, check_schema: bool = True) -> Flask:
+    app = create_app()
+    if check_schema:
+        database = get_database(app)
+        current, head = migrate.current_revision(database), migrate.head_revision(database)
+        if current != head:
+            raise CommandError(
+                f"the database schema is at {current or 'nothing'}, not {head}: "
+                "run `hookcast init` (or `hookcast db upgrade`)"
+            )
+    return app
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hookcast", prog_name="hookcast")
+def cli() -> None:
+    """Hookcast: events about contacts in, templated and signed webhooks out."""
+
+
+@cli.command()
+@friendly_errors
+def init() -> None:
+    """Create instance/config.py with fresh keys (if missing) and migrate the database."""
+    instance = Path(default_instance_path())
+    instance.mkdir(parents=True, exist_ok=True)
+    config_file = instance / "config.py"
+    if config_file.exists():
+        click.echo(f"Keeping existing {config_file}")
+    else:
+        config_file.write_text(
+            CONFIG_TEMPLATE.format(
+                secret_key=secrets.token_urlsafe(48), encryption_key=crypto.generate_key()
+            )
+        )
+        config_file.chmod(0o600)
+        click.echo(f"Wrote {config_file} with a new SECRET_KEY and ENCRYPTION_KEY")
+    app = create_app()
+    database = get_database(app)
+    migrate.upgrade(database)
+    where = database.url.render_as_string()
+    click.echo(f"Database schema is at {migrate.current_revision(database)} ({where})")
+
+
+@cli.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@friendly_errors
+def db_upgrade() -> None:
+    """Apply the migrations up to the newest schema."""
+    database = get_database(load_app(check_schema=False))
+    migrate.upgrade(database)
+    click.echo(f"Database schema is at {migrate.current_revision(database)}")
+
+
+def _run_engine_until_signal(app: Flask, serve_web: Callable[[], None] | None) -> None:
+    """Start the scheduler/executor once in this process; stop it cleanly on SIGTERM/SIGINT."""
+    from engine.runtime import EngineRuntime
+
+    runtime = EngineRuntime(engine_settings(app), get_database(app))
+    runtime.start()
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+        if serve_web is not None:
+            raise KeyboardInterrupt  # unwinds waitress's main loop
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        if serve_web is not None:
+            serve_web()
+        else:
+            while not stop.wait(1.0):
+                pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        click.echo("Stopping: finishing or releasing in-flight sends…", err=True)
+        runtime.stop()
+
+
+def _waitress(app: Flask, host: str, port: int, threads: int) -> Callable[[], None]:
+    import waitress
+
+    def serve() -> None:
+        click.echo(f"Hookcast is listening on http://{host}:{port}/", err=True)
+        waitress.serve(app, host=host, port=port, threads=threads, ident="Hookcast")
+
+    return serve
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@friendly_errors
+def serve(host: str, port: int, threads: int) -> None:
+    """Web builder, REST API and scheduler/executor in one process."""
+    app = load_app()
+    _run_engine_until_signal(app, _waitress(app, host, port, threads))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="More than 1 runs gunicorn with that many forked processes.",
+)
+@friendly_errors
+def web(host: str, port: int, threads: int, workers: int) -> None:
+    """The web builder and REST API only (no scheduler): run `hookcast worker` beside it."""
+    app = load_app()
+    if workers == 1:
+        _waitress(app, host, port, threads)()
+        return
+    try:
+        from gunicorn.app.base import BaseApplication
+    except ImportError:
+        raise CommandError("--workers needs gunicorn: pip install 'hookcast[gunicorn]'") from None
+
+    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+
+        def load(self) -> Flask:
+            return app
+
+    _Gunicorn().run()
+
+
+@cli.command()
+@friendly_errors
+def worker() -> None:
+    """The scheduler/executor only. Run any number of them against one PostgreSQL."""
+    app = load_app()
+    click.echo("Hookcast worker started; Ctrl-C or SIGTERM stops it.", err=True)
+    _run_engine_until_signal(app, None)
+
+
+@cli.group()
+def workspace() -> None:
+    """Workspaces (tenants)."""
+
+
+@workspace.command("create")
+@click.argument("name")
+@friendly_errors
+def workspace_create(name: str) -> None:
+    """Create a workspace and print its id."""
+    app = load_app()
+    with get_database(app).transaction() as session:
+        created = accounts.create_workspace(session, name)
+        click.echo(created.id)
+
+
+@cli.group()
+def user() -> None:
+    """Builder users."""
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--workspace", "workspace_id", required=True, help="Workspace id.")
+@click.option(
+    "--role", type=click.Choice(["owner", "editor", "viewer"]), default="owner", show_default=True
+)
+@click.option("--password", help="Prompted for when omitted (at a terminal).")
+@friendly_errors
+def user_create(email: str, workspace_id: str, role: str, password: str | None) -> None:
+    """Create a user (or add an existing one) as a member of a workspace."""
+    app = load_app()
+    with get_database(app).transaction() as session:
+        if accounts.get_workspace(session, workspace_id) is None:
+            raise CommandError(f"no workspace with id {workspace_id}")
+        existing = accounts.get_user_by_email(session, email)
+        if existing is None:
+            if password is None:
+                if not sys.stdin.isatty():
+                    raise CommandError("--password is required when not at a terminal")
+                password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+            if len(password) < MIN_PASSWORD_LENGTH:
+                raise CommandError(
+                    f"the password must have at least {MIN_PASSWORD_LENGTH} characters"
+                )
+            existing = accounts.create_user(
+                session, email=email, password_hash=hash_password(password)
+            )
+        elif password is not None:
+            raise CommandError(f"{existing.email} already exists; its password was not changed")
+        accounts.set_membership(session, user_id=existing.id, workspace_id=workspace_id, role=role)
+        click.echo(f"{existing.email} is {role} of {workspace_id}")
+
+
+@cli.group("api-key")
+def api_key() -> None:
+    """API keys for the REST API."""
+
+
+@api_key.command("create")
+@click.option("--workspace", "workspace_id", required=True, help="Workspace id.")
+@click.option("--name", default="", help="A label to recognise the key by.")
+@friendly_errors
+def api_key_create(workspace_id: str, name: str) -> None:
+    """Create an API key and print it alone on stdout (it is shown only this once)."""
+    app = load_app()
+    with get_database(app).transaction() as session:
+        created = accounts.create_api_key(session, workspace_id=workspace_id, name=name)
+        click.echo(created.key)
+
+
+def main() -> None:
+    cli(prog_name="hookcast")
