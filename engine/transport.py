@@ -1,0 +1,523 @@
+"""The HTTP edge: one attempt of one webhook request, and what came of it.
+
+``Transport.send`` never raises for anything the network or the endpoint does; it returns
+an :class:`AttemptOutcome` with one of the error codes of SPEC §5. Decisions:
+
+- **Deadline.** ``timeout`` is one wall-clock budget for resolving the connection,
+  connecting, TLS, sending and reading the status line and headers. A watchdog thread shuts
+  the socket down when it runs out, so a server that trickles bytes cannot stretch it.
+  (Name resolution by the system resolver is the one step it cannot interrupt.)
+- **Success** is a 2xx status line and headers within the deadline. The body is then read
+  up to ``max_response_bytes`` while time remains; a longer body, or one cut off by the
+  deadline or a dropped connection, is kept in part and flagged ``response_truncated`` —
+  the status still decides, so an endpoint that accepted a message is not sent it again.
+- **No redirects**: a 3xx is an ``http_status`` failure whose message names the Location.
+- ``response_too_large`` is used when the status line or headers exceed what we read
+  (a line over 64 KiB, more than 100 headers); an over-long *body* is only truncated.
+- **Private-network guard**: each new connection resolves the host itself (or takes the
+  literal address, in any spelling ``netguard.parse_host_literal`` knows), refuses the send
+  with ``ssrf_blocked`` if *any* resolved address is not allowed (a name that mixes public
+  and private answers is the DNS-rebinding pattern), and connects to the checked addresses
+  only. The Host header, TLS SNI and certificate check keep the original host name.
+  Proxy and certificate settings from the environment are ignored (``trust_env = False``).
+- **Headers**: the transport sets ``User-Agent: Hookcast/<version>`` and owns the framing
+  headers (Host, Content-Length, Transfer-Encoding, Connection); the caller's values for
+  those are dropped. Signing is the caller's: ``engine.signing.webhook_headers``.
+  Cookies set by endpoints are never stored or sent back.
+- **Threads**: ``send`` is thread-safe; each thread gets its own pooled ``requests.Session``
+  (keep-alive per endpoint host).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import ipaddress
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from http.cookiejar import DefaultCookiePolicy
+from importlib import metadata
+
+import requests
+import requests.exceptions
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from engine.deadline import AttemptDeadline, DeadlineWatch
+from engine.netguard import IPAddress, IPNetwork, is_address_allowed, parse_host_literal
+
+TIMEOUT = "timeout"
+CONNECTION_ERROR = "connection_error"
+DNS_ERROR = "dns_error"
+TLS_ERROR = "tls_error"
+HTTP_STATUS = "http_status"
+SSRF_BLOCKED = "ssrf_blocked"
+RESPONSE_TOO_LARGE = "response_too_large"
+ERROR_CODES = (
+    TIMEOUT,
+    CONNECTION_ERROR,
+    DNS_ERROR,
+    TLS_ERROR,
+    HTTP_STATUS,
+    SSRF_BLOCKED,
+    RESPONSE_TOO_LARGE,
+)
+RETRY_AFTER_CAP_SECONDS = 86400
+_READ_CHUNK = 16384
+_TRANSPORT_OWNED_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "user-agent"}
+)
+
+Resolver = Callable[[str, int], list[IPAddress]]
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("hookcast")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+DEFAULT_USER_AGENT = f"Hookcast/{_package_version()}"
+
+
+@dataclass(frozen=True)
+class OutgoingRequest:
+    """A fully rendered request, ready for the wire."""
+
+    method: str
+    url: str
+    headers: Sequence[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What one attempt did: timing, the response if any, and the error code if it failed."""
+
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    response_headers: dict[str, str] | None
+    response_body: bytes | None
+    response_truncated: bool
+    error_code: str | None
+    error_message: str | None
+    retry_after: float | None
+    remote_address: str | None = None  # the IP actually connected to, when known
+
+    @property
+    def delivered(self) -> bool:
+        return (
+            self.error_code is None
+            and self.status_code is not None
+            and (200 <= self.status_code < 300)
+        )
+
+
+class _SendRefused(Exception):
+    """Raised inside the connection code: the attempt ends with ``code``.
+
+    Deliberately not an ``OSError`` so urllib3 and requests let it through unwrapped.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def default_resolver(host: str, port: int) -> list[IPAddress]:
+    """Every address the system resolver gives for ``host``, in its order."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+class _Guard:
+    """Resolves a host and lets through only addresses the guard allows."""
+
+    def __init__(self, allowed_networks: Iterable[IPNetwork], resolver: Resolver) -> None:
+        self.allowed_networks = tuple(allowed_networks)
+        self.resolver = resolver
+
+    def addresses_for(self, host: str, port: int) -> list[IPAddress]:
+        literal = parse_host_literal(host)
+        if literal is not None:
+            addresses = [literal]
+        else:
+            try:
+                resolved = self.resolver(host, port)
+            except (OSError, UnicodeError) as exc:
+                raise _SendRefused(DNS_ERROR, f"could not resolve {host}: {_reason(exc)}") from exc
+            addresses = list(dict.fromkeys(ipaddress.ip_address(a) for a in resolved))
+            if not addresses:
+                raise _SendRefused(DNS_ERROR, f"{host} resolves to no address")
+        for address in addresses:
+            if not is_address_allowed(address, self.allowed_networks):
+                where = f"{host} resolves to {address}" if literal is None else f"{address}"
+                raise _SendRefused(
+                    SSRF_BLOCKED,
+                    f"{where}: a private or reserved address, refused by the private-network "
+                    "guard (ALLOWED_NETWORKS can exempt it)",
+                )
+        return addresses
+
+
+# The attempt being sent on this thread; the connection classes below read it.
+_current = threading.local()
+
+
+def _current_attempt() -> AttemptDeadline:
+    attempt = getattr(_current, "attempt", None)
+    if attempt is None:
+        raise _SendRefused(SSRF_BLOCKED, "connections are only made by Transport.send")
+    return attempt
+
+
+class _GuardedConnectionMixin:
+    """Connects to the guard-checked address instead of letting urllib3 resolve the host."""
+
+    host: str
+    port: int
+    sock: socket.socket | None
+    socket_options: list[tuple[int, int, int | bytes]] | None
+
+    def _new_conn(self) -> socket.socket:
+        attempt = _current_attempt()
+        guard: _Guard = attempt.context
+        failures = []
+        for address in guard.addresses_for(self.host, self.port):
+            target = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+            target = target or address
+            family = socket.AF_INET if target.version == 4 else socket.AF_INET6
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                for option in self.socket_options or ():
+                    sock.setsockopt(*option)
+                attempt.watch_socket(sock)
+                sock.settimeout(attempt.remaining())
+                sock.connect((str(target), self.port))
+            except OSError as exc:
+                sock.close()
+                if isinstance(exc, TimeoutError) or attempt.expired:
+                    raise _SendRefused(
+                        TIMEOUT, f"connecting to {target} port {self.port} timed out"
+                    ) from exc
+                failures.append(f"{target} port {self.port}: {_reason(exc)}")
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            attempt.remote_address = str(target)
+            return sock
+        raise _SendRefused(CONNECTION_ERROR, "could not connect to " + "; ".join(failures))
+
+    def connect(self) -> None:
+        try:
+            super().connect()  # type: ignore[misc]
+        finally:
+            if self.sock is not None:
+                _current_attempt().watch_socket(self.sock)
+
+    def request(self, *args: object, **kwargs: object) -> None:
+        if self.sock is not None:  # a kept-alive connection: watch it for this attempt
+            attempt = _current_attempt()
+            attempt.watch_socket(self.sock)
+            with contextlib.suppress(OSError):
+                attempt.remote_address = self.sock.getpeername()[0]
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class _GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose pools only make guarded connections and never use proxies."""
+
+    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _GuardedHTTPPool,
+            "https": _GuardedHTTPSPool,
+        }
+
+    def proxy_manager_for(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        raise _SendRefused(SSRF_BLOCKED, "proxies are not used for webhooks")
+
+
+class Transport:
+    """Sends :class:`OutgoingRequest` objects under the private-network guard."""
+
+    def __init__(
+        self,
+        *,
+        allowed_networks: Iterable[IPNetwork] = (),
+        user_agent: str = DEFAULT_USER_AGENT,
+        max_response_bytes: int = 65536,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self._guard = _Guard(allowed_networks, resolver or default_resolver)
+        self.user_agent = user_agent
+        self.max_response_bytes = max_response_bytes
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+        self._watch = DeadlineWatch()
+        self._closed = False
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every thread's connections and stop the deadline watchdog."""
+        with self._lock:
+            self._closed = True
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._watch.stop()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # no proxies, netrc or CA bundles from the environment
+            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+            session.headers.clear()
+            session.headers["Accept"] = "*/*"
+            adapter = _GuardedAdapter(pool_connections=64, pool_maxsize=2, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            with self._lock:
+                if self._closed:
+                    session.close()
+                    raise RuntimeError("the transport is closed")
+                self._sessions.append(session)
+            self._local.session = session
+        return session
+
+    def send(self, request: OutgoingRequest, *, timeout: float) -> AttemptOutcome:
+        """Make one attempt within ``timeout`` seconds; never raises for network trouble."""
+        if not timeout > 0:
+            raise ValueError("timeout must be positive")
+        if self._closed:
+            raise RuntimeError("the transport is closed")
+        started_at = datetime.now(UTC)
+        started = time.monotonic()
+        attempt = AttemptDeadline(started + timeout, context=self._guard)
+        session = self._session()
+        _current.attempt = attempt
+        self._watch.watch(attempt)
+        try:
+            fields = self._exchange(session, request, attempt)
+        except Exception as exc:  # classified into an error code below, never re-raised
+            code, message = _classify(exc, attempt, timeout)
+            fields = _failure(code, message)
+        finally:
+            attempt.finish()
+            _current.attempt = None
+        return AttemptOutcome(
+            started_at=started_at,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            remote_address=attempt.remote_address,
+            **fields,
+        )
+
+    def _exchange(
+        self, session: requests.Session, request: OutgoingRequest, attempt: AttemptDeadline
+    ) -> dict[str, object]:
+        remaining = attempt.remaining()
+        response = session.request(
+            request.method.upper(),
+            request.url,
+            headers=self._headers(request.headers),
+            data=request.body or None,
+            stream=True,
+            timeout=(remaining, remaining),
+            allow_redirects=False,
+        )
+        if attempt.expired:  # the deadline cut the headers short; what parsed is not a response
+            response.close()
+            raise TimeoutError("the deadline passed while reading the response headers")
+        body, truncated = self._read_body(response, attempt)
+        status = response.status_code
+        headers = dict(response.headers)
+        retry_after = None
+        if status in (429, 503):
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        error_code = error_message = None
+        if not 200 <= status < 300:
+            error_code = HTTP_STATUS
+            error_message = f"the endpoint answered {status} {response.reason or ''}".rstrip()
+            if 300 <= status < 400:
+                location = response.headers.get("Location", "")[:200]
+                error_message += "; redirects are not followed"
+                if location:
+                    error_message += f" (Location: {location})"
+        return {
+            "status_code": status,
+            "response_headers": headers,
+            "response_body": body,
+            "response_truncated": truncated,
+            "error_code": error_code,
+            "error_message": error_message,
+            "retry_after": retry_after,
+        }
+
+    def _headers(self, pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        names: dict[str, str] = {}
+        for name, value in pairs:
+            key = name.lower()
+            if key in _TRANSPORT_OWNED_HEADERS:
+                continue
+            if key in names:
+                headers[names[key]] += ", " + value
+            else:
+                names[key] = name
+                headers[name] = value
+        headers["User-Agent"] = self.user_agent
+        return headers
+
+    def _read_body(
+        self, response: requests.Response, attempt: AttemptDeadline
+    ) -> tuple[bytes, bool]:
+        """Up to ``max_response_bytes`` of the body, and whether anything was left unread."""
+        limit = self.max_response_bytes
+        chunks: list[bytes] = []
+        size = 0
+        complete = False
+        try:
+            while size <= limit and not attempt.expired:
+                chunk = response.raw.read(min(_READ_CHUNK, limit + 1 - size))
+                if not chunk:
+                    complete = not attempt.expired
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except Exception:  # cut off by the deadline or the peer: keep what arrived
+            complete = False
+        body = b"".join(chunks)
+        if complete:
+            response.raw.release_conn()  # fully read: the connection stays alive
+        else:
+            response.close()
+        return body[:limit], not complete or size > limit
+
+
+def _failure(code: str, message: str) -> dict[str, object]:
+    return {
+        "status_code": None,
+        "response_headers": None,
+        "response_body": None,
+        "response_truncated": False,
+        "error_code": code,
+        "error_message": message,
+        "retry_after": None,
+    }
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (seconds or HTTP-date), capped at 24 h."""
+    if value is None:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"[0-9]+", value):
+        seconds = float(int(value))
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(seconds, 0.0), float(RETRY_AFTER_CAP_SECONDS))
+
+
+def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything it wraps (causes, contexts, urllib3 reasons, nested args)."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen or len(seen) > 20:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        inner.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        pending.extend(e for e in inner if isinstance(e, BaseException))
+
+
+def _classify(exc: Exception, attempt: AttemptDeadline, timeout: float) -> tuple[str, str]:
+    """The SPEC §5 error code and a plain-words message for an exception from a send."""
+    if attempt.expired:
+        return TIMEOUT, f"no response within the {timeout:g} s timeout"
+    chain = list(_exception_chain(exc))
+    for error in chain:
+        if isinstance(error, _SendRefused):
+            return error.code, error.message
+    for error in chain:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return TLS_ERROR, f"TLS certificate not accepted: {error.verify_message}"
+        if isinstance(error, ssl.SSLError | ssl.CertificateError):
+            return TLS_ERROR, f"TLS handshake failed: {_reason(error)}"
+    for error in chain:
+        if isinstance(error, TimeoutError | urllib3.exceptions.TimeoutError):
+            return TIMEOUT, f"no response within the {timeout:g} s timeout"
+    for error in chain:
+        if isinstance(error, http.client.LineTooLong):
+            return RESPONSE_TOO_LARGE, "the response's status line or a header is too long"
+        if isinstance(error, http.client.HTTPException) and "more than" in str(error):
+            return RESPONSE_TOO_LARGE, "the response has too many headers"
+        if isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
+            return CONNECTION_ERROR, f"the URL cannot be used: {_reason(error)}"
+        if isinstance(error, requests.exceptions.InvalidHeader | ValueError):
+            return CONNECTION_ERROR, f"the request cannot be sent: {_reason(error)}"
+        if isinstance(error, http.client.RemoteDisconnected):
+            return CONNECTION_ERROR, "the endpoint closed the connection without a response"
+        if isinstance(error, http.client.BadStatusLine):
+            return CONNECTION_ERROR, "the endpoint did not answer with HTTP"
+        if isinstance(error, ConnectionResetError):
+            return CONNECTION_ERROR, "the endpoint reset the connection"
+        if isinstance(error, OSError) and error.errno is not None:
+            return CONNECTION_ERROR, f"connection failed: {_reason(error)}"
+    return CONNECTION_ERROR, "the connection to the endpoint failed"
+
+
+def _reason(exc: BaseException) -> str:
+    """A short human reason: the OS error text without errno numbers or class names."""
+    if isinstance(exc, socket.gaierror):
+        return (exc.strerror or "name resolution failed").lower()
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason).replace("_", " ").lower()
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    text = str(exc.args[0]) if exc.args else str(exc)
+    return text[:200] or "unknown reason"
