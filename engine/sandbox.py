@@ -268,8 +268,13 @@ class PathUndefined(Undefined):
             self._fail_with_undefined_error()
         return False
 
+    # Every operation but truth testing fails, naming the path (the base class binds its own).
     __str__ = __iter__ = __len__ = __contains__ = _fail_with_undefined_error  # type: ignore
-    __eq__ = __ne__ = __hash__ = _fail_with_undefined_error  # type: ignore
+    __eq__ = __ne__ = __hash__ = __lt__ = __le__ = __gt__ = __ge__ = _fail_with_undefined_error  # type: ignore
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _fail_with_undefined_error  # type: ignore
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = _fail_with_undefined_error  # type: ignore
+    __mod__ = __rmod__ = __pow__ = __rpow__ = __pos__ = __neg__ = _fail_with_undefined_error  # type: ignore
+    __call__ = __getitem__ = __int__ = __float__ = __complex__ = _fail_with_undefined_error  # type: ignore
 
 
 def _json_default(value: Any) -> Any:
