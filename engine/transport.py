@@ -18,27 +18,27 @@ an :class:`AttemptOutcome` with one of the error codes of SPEC §5. Decisions:
   literal address, in any spelling ``netguard.parse_host_literal`` knows), refuses the send
   with ``ssrf_blocked`` if *any* resolved address is not allowed (a name that mixes public
   and private answers is the DNS-rebinding pattern), and connects to the checked addresses
-  only. The Host header, TLS SNI and certificate check keep the original host name.
-  Proxy and certificate settings from the environment are ignored (``trust_env = False``).
+  only (``engine.guarded_http``). The Host header, TLS SNI and certificate check keep the
+  original host name. Proxy and certificate settings from the environment are ignored
+  (``trust_env = False``).
 - **Headers**: the transport sets ``User-Agent: Hookcast/<version>`` and owns the framing
   headers (Host, Content-Length, Transfer-Encoding, Connection); the caller's values for
   those are dropped. Signing is the caller's: ``engine.signing.webhook_headers``.
-  Cookies set by endpoints are never stored or sent back.
+  Cookies set by endpoints are never stored or sent back. No compression is asked for
+  (``Accept-Encoding: identity``), so the recorded body is what came over the wire.
 - **Threads**: ``send`` is thread-safe; each thread gets its own pooled ``requests.Session``
   (keep-alive per endpoint host).
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import ipaddress
+import logging
 import re
-import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -48,36 +48,50 @@ from importlib import metadata
 import requests
 import requests.exceptions
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from engine.deadline import AttemptDeadline, DeadlineWatch
-from engine.netguard import IPAddress, IPNetwork, is_address_allowed, parse_host_literal
-
-TIMEOUT = "timeout"
-CONNECTION_ERROR = "connection_error"
-DNS_ERROR = "dns_error"
-TLS_ERROR = "tls_error"
-HTTP_STATUS = "http_status"
-SSRF_BLOCKED = "ssrf_blocked"
-RESPONSE_TOO_LARGE = "response_too_large"
-ERROR_CODES = (
-    TIMEOUT,
+from engine.guarded_http import (
     CONNECTION_ERROR,
     DNS_ERROR,
-    TLS_ERROR,
+    ERROR_CODES,
     HTTP_STATUS,
-    SSRF_BLOCKED,
     RESPONSE_TOO_LARGE,
+    SSRF_BLOCKED,
+    TIMEOUT,
+    TLS_ERROR,
+    Guard,
+    GuardedAdapter,
+    Resolver,
+    SendRefused,
+    default_resolver,
+    plain_reason,
+    sending,
 )
+from engine.netguard import IPNetwork
+
+__all__ = [
+    "CONNECTION_ERROR",
+    "DNS_ERROR",
+    "ERROR_CODES",
+    "HTTP_STATUS",
+    "RESPONSE_TOO_LARGE",
+    "SSRF_BLOCKED",
+    "TIMEOUT",
+    "TLS_ERROR",
+    "AttemptOutcome",
+    "OutgoingRequest",
+    "Transport",
+    "default_resolver",
+    "parse_retry_after",
+]
+
 RETRY_AFTER_CAP_SECONDS = 86400
 _READ_CHUNK = 16384
 _TRANSPORT_OWNED_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "user-agent"}
 )
 
-Resolver = Callable[[str, int], list[IPAddress]]
+logger = logging.getLogger(__name__)
 
 
 def _package_version() -> str:
@@ -124,149 +138,6 @@ class AttemptOutcome:
         )
 
 
-class _SendRefused(Exception):
-    """Raised inside the connection code: the attempt ends with ``code``.
-
-    Deliberately not an ``OSError`` so urllib3 and requests let it through unwrapped.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def default_resolver(host: str, port: int) -> list[IPAddress]:
-    """Every address the system resolver gives for ``host``, in its order."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-
-
-class _Guard:
-    """Resolves a host and lets through only addresses the guard allows."""
-
-    def __init__(self, allowed_networks: Iterable[IPNetwork], resolver: Resolver) -> None:
-        self.allowed_networks = tuple(allowed_networks)
-        self.resolver = resolver
-
-    def addresses_for(self, host: str, port: int) -> list[IPAddress]:
-        literal = parse_host_literal(host)
-        if literal is not None:
-            addresses = [literal]
-        else:
-            try:
-                resolved = self.resolver(host, port)
-            except (OSError, UnicodeError) as exc:
-                raise _SendRefused(DNS_ERROR, f"could not resolve {host}: {_reason(exc)}") from exc
-            addresses = list(dict.fromkeys(ipaddress.ip_address(a) for a in resolved))
-            if not addresses:
-                raise _SendRefused(DNS_ERROR, f"{host} resolves to no address")
-        for address in addresses:
-            if not is_address_allowed(address, self.allowed_networks):
-                where = f"{host} resolves to {address}" if literal is None else f"{address}"
-                raise _SendRefused(
-                    SSRF_BLOCKED,
-                    f"{where}: a private or reserved address, refused by the private-network "
-                    "guard (ALLOWED_NETWORKS can exempt it)",
-                )
-        return addresses
-
-
-# The attempt being sent on this thread; the connection classes below read it.
-_current = threading.local()
-
-
-def _current_attempt() -> AttemptDeadline:
-    attempt = getattr(_current, "attempt", None)
-    if attempt is None:
-        raise _SendRefused(SSRF_BLOCKED, "connections are only made by Transport.send")
-    return attempt
-
-
-class _GuardedConnectionMixin:
-    """Connects to the guard-checked address instead of letting urllib3 resolve the host."""
-
-    host: str
-    port: int
-    sock: socket.socket | None
-    socket_options: list[tuple[int, int, int | bytes]] | None
-
-    def _new_conn(self) -> socket.socket:
-        attempt = _current_attempt()
-        guard: _Guard = attempt.context
-        failures = []
-        for address in guard.addresses_for(self.host, self.port):
-            target = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-            target = target or address
-            family = socket.AF_INET if target.version == 4 else socket.AF_INET6
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                for option in self.socket_options or ():
-                    sock.setsockopt(*option)
-                attempt.watch_socket(sock)
-                sock.settimeout(attempt.remaining())
-                sock.connect((str(target), self.port))
-            except OSError as exc:
-                sock.close()
-                if isinstance(exc, TimeoutError) or attempt.expired:
-                    raise _SendRefused(
-                        TIMEOUT, f"connecting to {target} port {self.port} timed out"
-                    ) from exc
-                failures.append(f"{target} port {self.port}: {_reason(exc)}")
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            attempt.remote_address = str(target)
-            return sock
-        raise _SendRefused(CONNECTION_ERROR, "could not connect to " + "; ".join(failures))
-
-    def connect(self) -> None:
-        try:
-            super().connect()  # type: ignore[misc]
-        finally:
-            if self.sock is not None:
-                _current_attempt().watch_socket(self.sock)
-
-    def request(self, *args: object, **kwargs: object) -> None:
-        if self.sock is not None:  # a kept-alive connection: watch it for this attempt
-            attempt = _current_attempt()
-            attempt.watch_socket(self.sock)
-            with contextlib.suppress(OSError):
-                attempt.remote_address = self.sock.getpeername()[0]
-        super().request(*args, **kwargs)  # type: ignore[misc]
-
-
-class _GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
-    pass
-
-
-class _GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
-    pass
-
-
-class _GuardedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _GuardedHTTPConnection
-
-
-class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
-
-
-class _GuardedAdapter(HTTPAdapter):
-    """A requests adapter whose pools only make guarded connections and never use proxies."""
-
-    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
-        super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _GuardedHTTPPool,
-            "https": _GuardedHTTPSPool,
-        }
-
-    def proxy_manager_for(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
-        raise _SendRefused(SSRF_BLOCKED, "proxies are not used for webhooks")
-
-
 class Transport:
     """Sends :class:`OutgoingRequest` objects under the private-network guard."""
 
@@ -278,7 +149,7 @@ class Transport:
         max_response_bytes: int = 65536,
         resolver: Resolver | None = None,
     ) -> None:
-        self._guard = _Guard(allowed_networks, resolver or default_resolver)
+        self._guard = Guard(allowed_networks, resolver or default_resolver)
         self.user_agent = user_agent
         self.max_response_bytes = max_response_bytes
         self._local = threading.local()
@@ -310,7 +181,7 @@ class Transport:
             session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
             session.headers.clear()
             session.headers["Accept"] = "*/*"
-            adapter = _GuardedAdapter(pool_connections=64, pool_maxsize=2, max_retries=0)
+            adapter = GuardedAdapter(pool_connections=64, pool_maxsize=2, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             with self._lock:
@@ -331,16 +202,17 @@ class Transport:
         started = time.monotonic()
         attempt = AttemptDeadline(started + timeout, context=self._guard)
         session = self._session()
-        _current.attempt = attempt
         self._watch.watch(attempt)
         try:
-            fields = self._exchange(session, request, attempt)
+            with sending(attempt):
+                fields = self._exchange(session, request, attempt)
         except Exception as exc:  # classified into an error code below, never re-raised
+            if not isinstance(exc, _EXPECTED_ERRORS):
+                logger.exception("unexpected error while sending to %s", request.url)
             code, message = _classify(exc, attempt, timeout)
             fields = _failure(code, message)
         finally:
             attempt.finish()
-            _current.attempt = None
         return AttemptOutcome(
             started_at=started_at,
             duration_ms=round((time.monotonic() - started) * 1000),
@@ -430,6 +302,17 @@ class Transport:
         return body[:limit], not complete or size > limit
 
 
+# What the network, the endpoint or a bad URL can raise; anything else is a bug, and logged.
+_EXPECTED_ERRORS = (
+    SendRefused,
+    OSError,
+    ValueError,
+    http.client.HTTPException,
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+)
+
+
 def _failure(code: str, message: str) -> dict[str, object]:
     return {
         "status_code": None,
@@ -481,13 +364,13 @@ def _classify(exc: Exception, attempt: AttemptDeadline, timeout: float) -> tuple
         return TIMEOUT, f"no response within the {timeout:g} s timeout"
     chain = list(_exception_chain(exc))
     for error in chain:
-        if isinstance(error, _SendRefused):
+        if isinstance(error, SendRefused):
             return error.code, error.message
     for error in chain:
         if isinstance(error, ssl.SSLCertVerificationError):
             return TLS_ERROR, f"TLS certificate not accepted: {error.verify_message}"
         if isinstance(error, ssl.SSLError | ssl.CertificateError):
-            return TLS_ERROR, f"TLS handshake failed: {_reason(error)}"
+            return TLS_ERROR, f"TLS handshake failed: {plain_reason(error)}"
     for error in chain:
         if isinstance(error, TimeoutError | urllib3.exceptions.TimeoutError):
             return TIMEOUT, f"no response within the {timeout:g} s timeout"
@@ -497,9 +380,11 @@ def _classify(exc: Exception, attempt: AttemptDeadline, timeout: float) -> tuple
         if isinstance(error, http.client.HTTPException) and "more than" in str(error):
             return RESPONSE_TOO_LARGE, "the response has too many headers"
         if isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
-            return CONNECTION_ERROR, f"the URL cannot be used: {_reason(error)}"
+            return CONNECTION_ERROR, f"the URL cannot be used: {plain_reason(error)}"
+        if isinstance(error, UnicodeEncodeError):
+            return CONNECTION_ERROR, "a header contains characters that HTTP cannot carry"
         if isinstance(error, requests.exceptions.InvalidHeader | ValueError):
-            return CONNECTION_ERROR, f"the request cannot be sent: {_reason(error)}"
+            return CONNECTION_ERROR, f"the request cannot be sent: {plain_reason(error)}"
         if isinstance(error, http.client.RemoteDisconnected):
             return CONNECTION_ERROR, "the endpoint closed the connection without a response"
         if isinstance(error, http.client.BadStatusLine):
@@ -507,17 +392,5 @@ def _classify(exc: Exception, attempt: AttemptDeadline, timeout: float) -> tuple
         if isinstance(error, ConnectionResetError):
             return CONNECTION_ERROR, "the endpoint reset the connection"
         if isinstance(error, OSError) and error.errno is not None:
-            return CONNECTION_ERROR, f"connection failed: {_reason(error)}"
+            return CONNECTION_ERROR, f"connection failed: {plain_reason(error)}"
     return CONNECTION_ERROR, "the connection to the endpoint failed"
-
-
-def _reason(exc: BaseException) -> str:
-    """A short human reason: the OS error text without errno numbers or class names."""
-    if isinstance(exc, socket.gaierror):
-        return (exc.strerror or "name resolution failed").lower()
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        return str(exc.reason).replace("_", " ").lower()
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    text = str(exc.args[0]) if exc.args else str(exc)
-    return text[:200] or "unknown reason"

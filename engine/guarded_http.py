@@ -1,0 +1,214 @@
+"""The guarded connection under ``requests``: resolve, check, connect to what was checked.
+
+urllib3 would resolve a host name itself when it opens a socket, leaving a gap between
+any check we made and the address it connects to (DNS rebinding). Here the connection
+classes resolve the host once (or read the literal address), refuse the connection if any
+address is not allowed by the private-network guard, and connect to a checked address,
+while urllib3 keeps the host name for the Host header, TLS SNI and certificate checks.
+
+Connections are only opened inside :func:`sending`, which names the attempt (its guard
+and deadline) for the current thread; ``engine.transport`` is the only user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from engine.deadline import AttemptDeadline
+from engine.netguard import IPAddress, IPNetwork, is_address_allowed, parse_host_literal
+
+# The error codes of SPEC §5 that the HTTP edge produces.
+TIMEOUT = "timeout"
+CONNECTION_ERROR = "connection_error"
+DNS_ERROR = "dns_error"
+TLS_ERROR = "tls_error"
+HTTP_STATUS = "http_status"
+SSRF_BLOCKED = "ssrf_blocked"
+RESPONSE_TOO_LARGE = "response_too_large"
+ERROR_CODES = (
+    TIMEOUT,
+    CONNECTION_ERROR,
+    DNS_ERROR,
+    TLS_ERROR,
+    HTTP_STATUS,
+    SSRF_BLOCKED,
+    RESPONSE_TOO_LARGE,
+)
+Resolver = Callable[[str, int], list[IPAddress]]
+
+
+class SendRefused(Exception):
+    """Raised inside the connection code: the attempt ends with ``code``.
+
+    Deliberately not an ``OSError`` so urllib3 and requests let it through unwrapped.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def default_resolver(host: str, port: int) -> list[IPAddress]:
+    """Every address the system resolver gives for ``host``, in its order."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+class Guard:
+    """Resolves a host and lets through only addresses the guard allows."""
+
+    def __init__(self, allowed_networks: Iterable[IPNetwork], resolver: Resolver) -> None:
+        self.allowed_networks = tuple(allowed_networks)
+        self.resolver = resolver
+
+    def addresses_for(self, host: str, port: int) -> list[IPAddress]:
+        literal = parse_host_literal(host)
+        if literal is not None:
+            addresses = [literal]
+        else:
+            try:
+                resolved = self.resolver(host, port)
+            except (OSError, UnicodeError) as exc:
+                raise SendRefused(
+                    DNS_ERROR, f"could not resolve {host}: {plain_reason(exc)}"
+                ) from exc
+            addresses = list(dict.fromkeys(ipaddress.ip_address(a) for a in resolved))
+            if not addresses:
+                raise SendRefused(DNS_ERROR, f"{host} resolves to no address")
+        for address in addresses:
+            if not is_address_allowed(address, self.allowed_networks):
+                where = f"{host} resolves to {address}" if literal is None else f"{address}"
+                raise SendRefused(
+                    SSRF_BLOCKED,
+                    f"{where}: a private or reserved address, refused by the private-network "
+                    "guard (ALLOWED_NETWORKS can exempt it)",
+                )
+        return addresses
+
+
+# The attempt being sent on this thread; the connection classes below read it.
+_current = threading.local()
+
+
+@contextlib.contextmanager
+def sending(attempt: AttemptDeadline) -> Iterator[None]:
+    """Let connections opened on this thread serve ``attempt`` (its ``context`` is a Guard)."""
+    _current.attempt = attempt
+    try:
+        yield
+    finally:
+        _current.attempt = None
+
+
+def _current_attempt() -> AttemptDeadline:
+    attempt = getattr(_current, "attempt", None)
+    if attempt is None:
+        raise SendRefused(SSRF_BLOCKED, "connections are only made by Transport.send")
+    return attempt
+
+
+class GuardedConnectionMixin:
+    """Connects to the guard-checked address instead of letting urllib3 resolve the host."""
+
+    host: str
+    port: int
+    sock: socket.socket | None
+    socket_options: list[tuple[int, int, int | bytes]] | None
+
+    def _new_conn(self) -> socket.socket:
+        attempt = _current_attempt()
+        guard: Guard = attempt.context
+        failures = []
+        for address in guard.addresses_for(self.host, self.port):
+            target = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+            target = target or address
+            family = socket.AF_INET if target.version == 4 else socket.AF_INET6
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                for option in self.socket_options or ():
+                    sock.setsockopt(*option)
+                attempt.watch_socket(sock)
+                sock.settimeout(attempt.remaining())
+                sock.connect((str(target), self.port))
+            except OSError as exc:
+                sock.close()
+                if isinstance(exc, TimeoutError) or attempt.expired:
+                    raise SendRefused(
+                        TIMEOUT, f"connecting to {target} port {self.port} timed out"
+                    ) from exc
+                failures.append(f"{target} port {self.port}: {plain_reason(exc)}")
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            attempt.remote_address = str(target)
+            return sock
+        raise SendRefused(CONNECTION_ERROR, "could not connect to " + "; ".join(failures))
+
+    def connect(self) -> None:
+        try:
+            super().connect()  # type: ignore[misc]
+        finally:
+            attempt = getattr(_current, "attempt", None)
+            if self.sock is not None and attempt is not None:
+                attempt.watch_socket(self.sock)  # the TLS-wrapped socket, once there is one
+
+    def request(self, *args: object, **kwargs: object) -> None:
+        if self.sock is not None:  # a kept-alive connection: watch it for this attempt
+            attempt = _current_attempt()
+            attempt.watch_socket(self.sock)
+            with contextlib.suppress(OSError):
+                attempt.remote_address = self.sock.getpeername()[0]
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class GuardedHTTPConnection(GuardedConnectionMixin, HTTPConnection):
+    pass
+
+
+class GuardedHTTPSConnection(GuardedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = GuardedHTTPConnection
+
+
+class GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = GuardedHTTPSConnection
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose pools only make guarded connections and never use proxies."""
+
+    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": GuardedHTTPPool,
+            "https": GuardedHTTPSPool,
+        }
+
+    def proxy_manager_for(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        raise SendRefused(SSRF_BLOCKED, "proxies are not used for webhooks")
+
+
+def plain_reason(exc: BaseException) -> str:
+    """A short human reason: the OS error text without errno numbers or class names."""
+    if isinstance(exc, socket.gaierror):
+        return (exc.strerror or "name resolution failed").lower()
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason).replace("_", " ").lower()
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    text = str(exc.args[0]) if exc.args else str(exc)
+    return text[:200] or "unknown reason"
