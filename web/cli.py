@@ -11,7 +11,8 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,17 +66,22 @@ def friendly_errors(command: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
-def load_app(*, check_schema: bool = True) -> Flask:
+@contextmanager
+def opened_app(*, check_schema: bool = True) -> Iterator[Flask]:
+    """The configured app, its database connections closed when the command ends."""
     app = create_app()
-    if check_schema:
-        database = get_database(app)
-        current, head = migrate.current_revision(database), migrate.head_revision(database)
-        if current != head:
-            raise CommandError(
-                f"the database schema is at {current or 'nothing'}, not {head}: "
-                "run `hookcast init` (or `hookcast db upgrade`)"
-            )
-    return app
+    database = get_database(app)
+    try:
+        if check_schema:
+            current, head = migrate.current_revision(database), migrate.head_revision(database)
+            if current != head:
+                raise CommandError(
+                    f"the database schema is at {current or 'nothing'}, not {head}: "
+                    "run `hookcast init` (or `hookcast db upgrade`)"
+                )
+        yield app
+    finally:
+        database.dispose()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,11 +107,11 @@ def init() -> None:
         )
         config_file.chmod(0o600)
         click.echo(f"Wrote {config_file} with a new SECRET_KEY and ENCRYPTION_KEY")
-    app = create_app()
-    database = get_database(app)
-    migrate.upgrade(database)
-    where = database.url.render_as_string()
-    click.echo(f"Database schema is at {migrate.current_revision(database)} ({where})")
+    with opened_app(check_schema=False) as app:
+        database = get_database(app)
+        migrate.upgrade(database)
+        where = database.url.render_as_string()
+        click.echo(f"Database schema is at {migrate.current_revision(database)} ({where})")
 
 
 @cli.group()
@@ -117,9 +123,10 @@ def db() -> None:
 @friendly_errors
 def db_upgrade() -> None:
     """Apply the migrations up to the newest schema."""
-    database = get_database(load_app(check_schema=False))
-    migrate.upgrade(database)
-    click.echo(f"Database schema is at {migrate.current_revision(database)}")
+    with opened_app(check_schema=False) as app:
+        database = get_database(app)
+        migrate.upgrade(database)
+        click.echo(f"Database schema is at {migrate.current_revision(database)}")
 
 
 def _run_engine_until_signal(app: Flask, serve_web: Callable[[], None] | None) -> None:
@@ -167,8 +174,8 @@ def _waitress(app: Flask, host: str, port: int, threads: int) -> Callable[[], No
 @friendly_errors
 def serve(host: str, port: int, threads: int) -> None:
     """Web builder, REST API and scheduler/executor in one process."""
-    app = load_app()
-    _run_engine_until_signal(app, _waitress(app, host, port, threads))
+    with opened_app() as app:
+        _run_engine_until_signal(app, _waitress(app, host, port, threads))
 
 
 @cli.command()
@@ -185,7 +192,15 @@ def serve(host: str, port: int, threads: int) -> None:
 @friendly_errors
 def web(host: str, port: int, threads: int, workers: int) -> None:
     """The web builder and REST API only (no scheduler): run `hookcast worker` beside it."""
-    app = load_app()
+    with opened_app() as app:
+        _serve_web(app, host, port, threads, workers)
+
+
+def _forget_connections(app: Flask) -> None:
+    get_database(app).engine.dispose(close=False)
+
+
+def _serve_web(app: Flask, host: str, port: int, threads: int, workers: int) -> None:
     if workers == 1:
         _waitress(app, host, port, threads)()
         return
@@ -200,6 +215,8 @@ def web(host: str, port: int, threads: int, workers: int) -> None:
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
             self.cfg.set("worker_class", "gthread")
+            # Forked workers must not share the parent's pooled database connections.
+            self.cfg.set("post_fork", lambda _server, _worker: _forget_connections(app))
 
         def load(self) -> Flask:
             return app
@@ -211,9 +228,9 @@ def web(host: str, port: int, threads: int, workers: int) -> None:
 @friendly_errors
 def worker() -> None:
     """The scheduler/executor only. Run any number of them against one PostgreSQL."""
-    app = load_app()
-    click.echo("Hookcast worker started; Ctrl-C or SIGTERM stops it.", err=True)
-    _run_engine_until_signal(app, None)
+    with opened_app() as app:
+        click.echo("Hookcast worker started; Ctrl-C or SIGTERM stops it.", err=True)
+        _run_engine_until_signal(app, None)
 
 
 @cli.group()
@@ -226,8 +243,7 @@ def workspace() -> None:
 @friendly_errors
 def workspace_create(name: str) -> None:
     """Create a workspace and print its id."""
-    app = load_app()
-    with get_database(app).transaction() as session:
+    with opened_app() as app, get_database(app).transaction() as session:
         created = accounts.create_workspace(session, name)
         click.echo(created.id)
 
@@ -247,8 +263,7 @@ def user() -> None:
 @friendly_errors
 def user_create(email: str, workspace_id: str, role: str, password: str | None) -> None:
     """Create a user (or add an existing one) as a member of a workspace."""
-    app = load_app()
-    with get_database(app).transaction() as session:
+    with opened_app() as app, get_database(app).transaction() as session:
         if accounts.get_workspace(session, workspace_id) is None:
             raise CommandError(f"no workspace with id {workspace_id}")
         existing = accounts.get_user_by_email(session, email)
@@ -281,8 +296,7 @@ def api_key() -> None:
 @friendly_errors
 def api_key_create(workspace_id: str, name: str) -> None:
     """Create an API key and print it alone on stdout (it is shown only this once)."""
-    app = load_app()
-    with get_database(app).transaction() as session:
+    with opened_app() as app, get_database(app).transaction() as session:
         created = accounts.create_api_key(session, workspace_id=workspace_id, name=name)
         click.echo(created.key)
 
