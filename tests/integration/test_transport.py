@@ -469,6 +469,18 @@ def test_trickling_body_is_cut_at_the_deadline_and_the_status_decides(transport,
     assert server.client_hung_up.wait(5)
 
 
+def test_trickling_tls_handshake_cannot_stretch_the_timeout(transport, scripted):
+    def slow_handshake(conn: socket.socket, server: ScriptedServer) -> None:
+        conn.recv(65536)  # the ClientHello
+        # A TLS record header announcing 16 KiB of handshake, then one byte at a time.
+        trickle(conn, server, b"\x16\x03\x03\x40\x00", pieces=600)
+
+    server = scripted(slow_handshake)
+    outcome = transport.send(post(f"https://127.0.0.1:{server.port}/hook"), timeout=QUICK)
+    assert outcome.error_code == "timeout"
+    assert server.client_hung_up.wait(5)
+
+
 def test_a_stall_after_the_connection_is_reused(transport, scripted):
     def fast_then_stall(conn: socket.socket, server: ScriptedServer) -> None:
         read_request(conn)
