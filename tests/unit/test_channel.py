@@ -83,7 +83,6 @@ def test_the_spec_example_is_valid_with_one_warning() -> None:
 )
 def test_template_errors_have_location_line_and_column(data: dict, expected: list) -> None:
     found = errors(data)
-    # a block left open is reported at the end of the template, where no column exists
     assert [(loc, line) for loc, line, _ in found] == [(loc, line) for loc, line, _ in expected]
     assert [col for *_, col in found] == [col for *_, col in expected]
 
