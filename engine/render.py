@@ -517,7 +517,7 @@ def resolve_source(variables: Mapping[str, Any], segments: list[str]) -> Any:
     """The value at a source path, or ``_MISSING``; digit segments index lists."""
     value: Any = variables
     for segment in segments:
-        if isinstance(value, Mapping):
+        if type(value) is dict or isinstance(value, Mapping):
             value = value.get(segment, _MISSING)
         elif isinstance(value, (list, tuple)) and segment.isdigit() and int(segment) < len(value):
             value = value[int(segment)]

@@ -217,6 +217,10 @@ class VariableList(Sequence):
 
 def wrap_variable(value: Any, path: str) -> Any:
     """Wrap JSON containers so missing keys below them know their full path."""
+    if type(value) is dict:
+        return VariableMap(value, path)
+    if type(value) is str:
+        return value
     if isinstance(value, Mapping):
         return VariableMap(value, path)
     if isinstance(value, (list, tuple)):
