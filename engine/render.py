@@ -412,15 +412,23 @@ def render_request(
     return RenderedRequest(method, url, tuple(headers), body)
 
 
+def _mapping(value: Any, location: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise RenderError("must be an object", location=location)
+    return value
+
+
 def _render_headers(
     channel: Mapping[str, Any], wrapped: Mapping[str, Any]
 ) -> list[tuple[str, str]]:
     headers: list[tuple[str, str]] = []
     seen: set[str] = set()
-    auth = channel.get("auth") or {}
+    auth = _mapping(channel.get("auth"), "auth")
     auth_type = auth.get("type") or "none"
     for index, row in enumerate(channel.get("headers") or ()):
-        name = row.get("name")
+        name = _mapping(row, f"headers[{index}]").get("name")
         problem = header_name_problem(name)
         if problem is None and name.lower() in seen:
             problem = f"{name} appears twice"
@@ -465,7 +473,7 @@ def _render_body(
     wrapped: Mapping[str, Any],
 ) -> tuple[str, str]:
     """The body text and the query string to append (GET)."""
-    body = channel.get("body") or {}
+    body = _mapping(channel.get("body"), "body")
     mode = body.get("mode") or "default"
     if mode == "raw":
         if method == "GET":
@@ -568,7 +576,10 @@ def _mapped_value(
 
 def _mapped_payload(fields: Any, variables: Mapping, wrapped: Mapping) -> dict[str, Any]:
     payload: dict[str, Any] = {}
+    if not isinstance(fields, (list, tuple)):
+        raise RenderError("mapping mode needs a list of fields", location="body.fields")
     for index, field in enumerate(fields):
+        field = _mapping(field, f"body.fields[{index}]")
         value, type_name = _mapped_value(field, index, variables, wrapped)
         try:
             value = cast_value(value, type_name)
