@@ -17,9 +17,10 @@ Encoding decisions, so quotes, newlines and unicode in data can never break a re
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -284,9 +285,15 @@ def header_value_problem(value: str) -> str | None:
 
 def parse_source_path(path: Any) -> list[str] | None:
     """The segments of a mapping ``source`` path (``event.properties.score``), or None."""
-    if not isinstance(path, str) or not _SOURCE_PATH.fullmatch(path):
+    if not isinstance(path, str):
         return None
-    return path.split(".")
+    segments = _split_source_path(path)
+    return None if segments is None else list(segments)
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_source_path(path: str) -> tuple[str, ...] | None:
+    return tuple(path.split(".")) if _SOURCE_PATH.fullmatch(path) else None
 
 
 def cast_value(value: Any, type_name: str | None) -> Any:
@@ -521,7 +528,7 @@ def default_payload(variables: Mapping[str, Any]) -> dict[str, Any]:
 _MISSING = object()
 
 
-def resolve_source(variables: Mapping[str, Any], segments: list[str]) -> Any:
+def resolve_source(variables: Mapping[str, Any], segments: Sequence[str]) -> Any:
     """The value at a source path, or ``_MISSING``; digit segments index lists."""
     value: Any = variables
     for segment in segments:
@@ -543,7 +550,8 @@ def _mapped_value(
     fallback = field.get("fallback")
     if "source" in field:
         location = f"body.fields[{index}].source"
-        segments = parse_source_path(field["source"])
+        source = field["source"]
+        segments = _split_source_path(source) if isinstance(source, str) else None
         if segments is None:
             raise RenderError(
                 "source must be a variable path like contact.email", location=location
