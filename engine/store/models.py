@@ -175,6 +175,8 @@ class Campaign(Base):
     webhook_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
     disabled_at: Mapped[datetime | None]
+    #: When the campaign last became active: schedule fire times before it never run.
+    activated_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -278,6 +280,9 @@ class ScheduleRun(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     notification_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: Of those, how many were skipped (frequency cap) and how many failed to render.
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
 
 

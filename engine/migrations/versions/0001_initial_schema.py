@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 05:07:20.664919
+Create Date: 2026-11-22 05:23:41.310916
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ def upgrade() -> None:
     sa.Column('webhook_disabled', sa.Boolean(), nullable=False),
     sa.Column('disabled_reason', sa.String(length=500), nullable=True),
     sa.Column('disabled_at', engine.store.types.UTCDateTime(), nullable=True),
+    sa.Column('activated_at', engine.store.types.UTCDateTime(), nullable=True),
     sa.Column('created_at', engine.store.types.UTCDateTime(), nullable=False),
     sa.Column('updated_at', engine.store.types.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_campaigns_workspace_id_workspaces'), ondelete='CASCADE'),
@@ -186,6 +187,8 @@ def upgrade() -> None:
     sa.Column('started_at', engine.store.types.UTCDateTime(), nullable=True),
     sa.Column('finished_at', engine.store.types.UTCDateTime(), nullable=True),
     sa.Column('notification_count', sa.Integer(), nullable=False),
+    sa.Column('skipped_count', sa.Integer(), nullable=False),
+    sa.Column('failed_count', sa.Integer(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_schedule_runs_campaign_id_campaigns'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_schedule_runs_workspace_id_workspaces'), ondelete='CASCADE'),
