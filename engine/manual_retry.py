@@ -27,6 +27,8 @@ from engine.store.types import utcnow
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 200
+_threads: list[threading.Thread] = []
+_threads_lock = threading.Lock()
 
 
 def channel_with_secrets(channel: Mapping[str, Any], secrets: Mapping[str, Any] | None) -> dict:
@@ -185,8 +187,18 @@ def run_in_background(
             logger.exception("bulk retry job %s stopped", job_id)
 
     thread = threading.Thread(target=work, name=f"bulk-retry-{job_id}", daemon=True)
+    with _threads_lock:
+        _threads[:] = [t for t in _threads if t.is_alive()] + [thread]
     thread.start()
     return thread
+
+
+def wait_for_background_jobs(timeout: float = 30.0) -> None:
+    """Join the bulk retry threads this process started (shutdown, tests)."""
+    with _threads_lock:
+        threads = list(_threads)
+    for thread in threads:
+        thread.join(timeout)
 
 
 def resume_bulk_jobs(database: Database, settings: RenderSettings) -> int:
@@ -206,4 +218,5 @@ __all__ = [
     "retry_notification",
     "run_bulk_retry",
     "run_in_background",
+    "wait_for_background_jobs",
 ]

@@ -101,7 +101,7 @@ def page(items: list[Any], size: int, serialize: Any, position: Any) -> dict[str
 
 
 def init_app(app: Flask) -> None:
-    from web.api import contacts, meta, render  # noqa: F401  (registers routes on bp)
+    from web.api import contacts, meta, notifications, render  # noqa: F401  (registers routes on bp)
 
     init_errors(app)
     app.register_blueprint(bp)

@@ -1,0 +1,137 @@
+"""``/notifications``: the log over the API — list, detail, retry, cancel, bulk retry, stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request
+
+from engine import manual_retry
+from engine.render import RenderSettings
+from engine.store import log as log_store
+from engine.store import log_bulk, log_stats
+from engine.store.log import LogActionError, LogFilter
+from engine.store.models import Campaign
+from engine.store.types import utcnow
+from web import engine_settings
+from web.api import bp, decode_cursor, json_body, page, page_size, workspace_id
+from web.api.errors import ApiError, not_found
+from web.database import get_database, get_session
+from web.schemas.notification import (
+    NotificationFilterSchema,
+    bulk_job_to_json,
+    filter_from_args,
+    notification_to_json,
+)
+
+
+def render_settings() -> RenderSettings:
+    return RenderSettings.from_settings(engine_settings(current_app))
+
+
+@bp.get("/notifications")
+def list_notifications() -> dict[str, Any]:
+    filters = filter_from_args(request.args)
+    size = page_size()
+    cursor = decode_cursor(request.args.get("cursor"))
+    before = cursor.get("before") if cursor else None
+    if before is not None and not isinstance(before, str):
+        raise ApiError(400, "cursor is not valid; pass next_cursor from a previous page")
+    rows = log_store.list_notifications(
+        get_session(), workspace_id(), filters, limit=size + 1, before_id=before
+    )
+    return page(rows, size, notification_to_json, lambda n: {"before": n.id})
+
+
+@bp.get("/notifications/<notification_id>")
+def get_notification(notification_id: str) -> dict[str, Any]:
+    detail = log_store.get_notification_detail(get_session(), workspace_id(), notification_id)
+    if detail is None:
+        raise not_found("notification", notification_id)
+    return notification_to_json(detail.notification, detail.attempts)
+
+
+def _conflict(exc: LogActionError) -> ApiError:
+    return ApiError(409, exc.message, details={"status": exc.status})
+
+
+@bp.post("/notifications/<notification_id>/retry")
+def retry_notification(notification_id: str) -> dict[str, Any]:
+    session = get_session()
+    try:
+        notification = manual_retry.retry_notification(
+            session, workspace_id(), notification_id, render_settings()
+        )
+    except LogActionError as exc:
+        raise _conflict(exc) from None
+    if notification is None:
+        raise not_found("notification", notification_id)
+    session.commit()
+    return notification_to_json(notification)
+
+
+@bp.post("/notifications/<notification_id>/cancel")
+def cancel_notification(notification_id: str) -> dict[str, Any]:
+    session = get_session()
+    try:
+        notification = log_store.cancel_notification(
+            session, workspace_id(), notification_id, utcnow()
+        )
+    except LogActionError as exc:
+        raise _conflict(exc) from None
+    if notification is None:
+        raise not_found("notification", notification_id)
+    session.commit()
+    return notification_to_json(notification)
+
+
+def start_bulk_retry(session: Any, workspace: str, filters: LogFilter) -> tuple[Any, bool]:
+    """Record (or find) the bulk retry job for ``filters`` and run it in the background."""
+    job, created = log_bulk.start_bulk_retry(session, workspace, filters, utcnow())
+    session.commit()
+    if created:
+        manual_retry.run_in_background(get_database(), render_settings(), job.id)
+    return job, created
+
+
+@bp.post("/notifications/retry")
+def bulk_retry() -> tuple[dict[str, Any], int]:
+    """Body: the filters (or ``{"filter": {...}}``). Answers 202 with the job and its count."""
+    body = json_body() if request.data else {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "send the filters as a JSON object")
+    raw = body.get("filter", body)
+    if not isinstance(raw, dict):
+        raise ApiError(400, "filter must be a JSON object")
+    filters = NotificationFilterSchema().load(raw)
+    job, created = start_bulk_retry(get_session(), workspace_id(), filters)
+    return {
+        "job_id": job.id,
+        "count": job.total,
+        "created": created,
+        "job": bulk_job_to_json(job),
+    }, 202
+
+
+@bp.get("/notifications/jobs/<job_id>")
+def get_bulk_job(job_id: str) -> dict[str, Any]:
+    job = log_bulk.get_bulk_job(get_session(), workspace_id(), job_id)
+    if job is None:
+        raise not_found("job", job_id)
+    return bulk_job_to_json(job)
+
+
+@bp.get("/campaigns/<campaign_id>/stats")
+def campaign_stats(campaign_id: str) -> dict[str, Any]:
+    """Delivered/failed/retrying per bucket and latency percentiles (``window=24h|7d``)."""
+    window = request.args.get("window", "24h")
+    if window not in log_stats.WINDOWS:
+        raise ApiError(400, "window must be 24h or 7d", details={"window": window})
+    session = get_session()
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.workspace_id != workspace_id():
+        raise not_found("campaign", campaign_id)
+    stats = log_stats.campaign_stats(
+        session, workspace_id(), campaign_id, now=utcnow(), window=window
+    )
+    return stats.as_dict()
