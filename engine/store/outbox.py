@@ -1,20 +1,44 @@
-"""The outbox: notifications as rows the workers claim, send and settle.
+"""The outbox: notifications as rows that workers claim, send and settle.
 
-Every query the delivery side runs lives here (one place for SQL): announcing new work,
-claiming due notifications with leases, recording attempts, retry scheduling, endpoint
-health, alerts, holding and releasing notifications.
+Every query of the delivery side lives here (one place for SQL): announcing new work,
+claiming due notifications under leases, recording attempts, retry scheduling, endpoint
+health and alerts, holding and releasing notifications.
+
+Leases: a claim sets ``status='sending'``, ``leased_by`` to a token unique to that claim
+and ``next_attempt_at`` to the lease's end (the channel's timeout plus a margin). A worker
+that dies leaves the row due again once the lease ends, and the next claim takes it; the
+``webhook-id`` stays the notification id. A settlement only counts when the row still
+carries the claim's token, so a late worker cannot overwrite a newer claim's result.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import case, event, func, select, text, update
 from sqlalchemy.orm import Session
+
+from engine.store.models import Alert, Attempt, Campaign, Notification
 
 #: PostgreSQL channel on which new work is announced to every worker process.
 NOTIFY_CHANNEL = "hookcast_outbox"
+#: Added to a channel's timeout to make its lease: room for settling after the deadline.
+LEASE_MARGIN_SECONDS = 10.0
+DEFAULT_TIMEOUT_SECONDS = 15
+MAX_TIMEOUT_SECONDS = 60
+DEFAULT_DISABLE_AFTER_FAILURES = 20
+ALERT_THRESHOLDS = (5, 10, 15)
+MAX_STORED_BODY_BYTES = 65536
+
+# Written out literally so PostgreSQL matches the partial index ix_notifications_due.
+_DUE_STATUSES_SQL = text("notifications.status IN ('pending', 'retrying', 'sending')")
+_RELEASABLE = ("pending", "retrying")
+
+# -- announcing new work ----------------------------------------------------------------------
 
 _wake_lock = threading.Lock()
 _wake_callbacks: list[Callable[[], None]] = []
@@ -51,18 +75,570 @@ def _after_rollback(session: Session) -> None:
 
 
 def announce_new_notifications(session: Session) -> None:
-    """Announce that this transaction made notifications due; call before commit.
+    """Announce that this transaction made notifications due; call it before commit.
 
     On PostgreSQL this issues ``NOTIFY hookcast_outbox`` (delivered to listening workers
-    in every process at commit, dropped on rollback). In this process, dispatchers are
+    of every process at commit, dropped on rollback). In this process, dispatchers are
     woken right after the commit. Calling it several times in one transaction is cheap.
     """
     if session.info.get(_ANNOUNCED_KEY):
         return
     session.info[_ANNOUNCED_KEY] = True
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
     if not event.contains(session, "after_commit", _after_commit):
         event.listen(session, "after_commit", _after_commit)
         event.listen(session, "after_rollback", _after_rollback)
+
+
+# -- claiming ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignDelivery:
+    """What sending needs from a campaign, read once per claimed batch."""
+
+    id: str
+    workspace_id: str
+    name: str
+    channel: Mapping[str, Any]
+    signing_secret: str
+    previous_signing_secret: str | None
+    previous_secret_expires_at: datetime | None
+    webhook_disabled: bool
+
+    @classmethod
+    def from_row(cls, campaign: Campaign) -> CampaignDelivery:
+        return cls(
+            id=campaign.id,
+            workspace_id=campaign.workspace_id,
+            name=campaign.name,
+            channel=dict(campaign.channel or {}),
+            signing_secret=campaign.signing_secret,
+            previous_signing_secret=campaign.previous_signing_secret,
+            previous_secret_expires_at=campaign.previous_secret_expires_at,
+            webhook_disabled=bool(campaign.webhook_disabled),
+        )
+
+    @property
+    def timeout_seconds(self) -> float:
+        value = self.channel.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS
+        return float(min(max(value, 1), MAX_TIMEOUT_SECONDS))
+
+    @property
+    def active(self) -> bool:
+        return self.channel.get("active", True) is not False
+
+    @property
+    def log_response_body(self) -> bool:
+        return self.channel.get("log_response_body", True) is not False
+
+    @property
+    def disable_after_failures(self) -> int:
+        return int(self.channel.get("disable_after_failures") or DEFAULT_DISABLE_AFTER_FAILURES)
+
+
+@dataclass(frozen=True)
+class ClaimedNotification:
+    """A notification leased to one worker for one attempt."""
+
+    id: str
+    lease: str
+    lease_until: datetime
+    endpoint_host: str | None
+    attempt_count: int
+    test: bool
+    request: Mapping[str, Any]
+    request_secrets: Mapping[str, str]
+    campaign: CampaignDelivery
+
+
+def lease_seconds(campaign: CampaignDelivery) -> float:
+    """How long a claim lasts: the attempt's deadline plus a margin for settling."""
+    return campaign.timeout_seconds + LEASE_MARGIN_SECONDS
+
+
+def claim_due_notifications(
+    session: Session,
+    *,
+    lease: str,
+    now: datetime,
+    limit: int,
+    room_for_host: Callable[[str | None], int] | None = None,
+    full_hosts: Collection[str] = (),
+) -> list[ClaimedNotification]:
+    """Lease up to ``limit`` due notifications (pending, retrying, or an expired lease).
+
+    Correct with any number of workers: on PostgreSQL the candidates are locked with
+    ``FOR UPDATE SKIP LOCKED`` (concurrent claimers take different rows); on SQLite the
+    session is a write transaction (``BEGIN IMMEDIATE``), so claimers take turns.
+    ``full_hosts`` are left out entirely; ``room_for_host`` says how many more sends each
+    other host may take (a per-host in-flight cap). Notifications of a disabled or
+    inactive webhook are moved to ``held`` instead. The caller commits.
+    """
+    if limit < 1:
+        return []
+    query = (
+        select(Notification)
+        .where(_DUE_STATUSES_SQL, Notification.next_attempt_at <= now)
+        .order_by(Notification.next_attempt_at)
+        .limit(limit * 2)
+        .with_for_update(skip_locked=True, of=Notification)
+    )
+    if full_hosts:
+        query = query.where(
+            (Notification.endpoint_host.is_(None))
+            | Notification.endpoint_host.not_in(list(full_hosts))
+        )
+    rows = list(session.scalars(query))
+    if not rows:
+        return []
+    campaigns = {
+        row.id: CampaignDelivery.from_row(row)
+        for row in session.scalars(
+            select(Campaign).where(Campaign.id.in_({n.campaign_id for n in rows}))
+        )
+    }
+    held: dict[str, list[str]] = {"webhook_disabled": [], "webhook_inactive": []}
+    taken: dict[str | None, int] = {}
+    claimed: list[ClaimedNotification] = []
+    for row in rows:
+        campaign = campaigns.get(row.campaign_id)
+        if campaign is None:
+            continue
+        if campaign.webhook_disabled or not campaign.active:
+            held["webhook_disabled" if campaign.webhook_disabled else "webhook_inactive"].append(
+                row.id
+            )
+            continue
+        if len(claimed) >= limit:
+            continue
+        host = row.endpoint_host
+        if room_for_host is not None and taken.get(host, 0) >= room_for_host(host):
+            continue
+        taken[host] = taken.get(host, 0) + 1
+        claimed.append(
+            ClaimedNotification(
+                id=row.id,
+                lease=lease,
+                lease_until=now + timedelta(seconds=lease_seconds(campaign)),
+                endpoint_host=host,
+                attempt_count=row.attempt_count,
+                test=bool(row.test),
+                request=row.request or {},
+                request_secrets=row.request_secrets or {},
+                campaign=campaign,
+            )
+        )
+    session.expunge_all()
+    by_lease_end: dict[datetime, list[str]] = {}
+    for item in claimed:
+        by_lease_end.setdefault(item.lease_until, []).append(item.id)
+    for lease_until, ids in by_lease_end.items():
+        session.execute(
+            update(Notification)
+            .where(Notification.id.in_(ids))
+            .values(status="sending", leased_by=lease, next_attempt_at=lease_until, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    for reason, ids in held.items():
+        if ids:
+            _hold(session, Notification.id.in_(ids), reason, now)
+    return claimed
+
+
+def next_due_at(session: Session) -> datetime | None:
+    """When the earliest open notification (or lease) falls due, if any."""
+    return session.scalar(select(func.min(Notification.next_attempt_at)).where(_DUE_STATUSES_SQL))
+
+
+def _status_after_release() -> Any:
+    return case((Notification.attempt_count == 0, "pending"), else_="retrying")
+
+
+def release_leases(session: Session, leases: Mapping[str, str], now: datetime) -> int:
+    """Give back leased notifications (id → lease token) unsent, due now. The caller commits."""
+    released = 0
+    for lease in set(leases.values()):
+        ids = [nid for nid, token in leases.items() if token == lease]
+        result = session.execute(
+            update(Notification)
+            .where(
+                Notification.id.in_(ids),
+                Notification.leased_by == lease,
+                Notification.status == "sending",
+            )
+            .values(status=_status_after_release(), leased_by=None, next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        released += result.rowcount or 0
+    if released:
+        announce_new_notifications(session)
+    return released
+
+
+def recover_expired_leases(session: Session, now: datetime) -> int:
+    """Turn sends whose lease ended (a worker died) back into due work. The caller commits.
+
+    Claims take such rows anyway; this keeps the log honest (``retrying``, not ``sending``)
+    and announces them, so another worker picks them up at once.
+    """
+    result = session.execute(
+        update(Notification)
+        .where(Notification.status == "sending", Notification.next_attempt_at <= now)
+        .values(status=_status_after_release(), leased_by=None)
+        .execution_options(synchronize_session=False)
+    )
+    recovered = result.rowcount or 0
+    if recovered:
+        announce_new_notifications(session)
+    return recovered
+
+
+# -- settling ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One finished attempt and what the delivery policy decided about it.
+
+    ``retry_at`` None with ``delivered`` False means give up. ``gone`` (410) disables the
+    webhook at once.
+    """
+
+    claimed: ClaimedNotification
+    started_at: datetime
+    duration_ms: int | None
+    status_code: int | None
+    response_headers: Mapping[str, str] | None
+    response_body: bytes | None
+    response_truncated: bool
+    error_code: str | None
+    error_message: str | None
+    delivered: bool
+    retry_at: datetime | None
+    gone: bool = False
+
+
+@dataclass
+class SettleSummary:
+    recorded: int = 0
+    stale: list[str] = field(default_factory=list)
+    disabled_campaigns: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+
+
+def _stored_body(record: AttemptRecord) -> tuple[str | None, bool]:
+    if record.response_body is None or not record.claimed.campaign.log_response_body:
+        return None, False
+    body = record.response_body[:MAX_STORED_BODY_BYTES]
+    truncated = record.response_truncated or len(record.response_body) > MAX_STORED_BODY_BYTES
+    return body.decode("utf-8", errors="replace"), truncated
+
+
+def record_attempts(
+    session: Session, records: Sequence[AttemptRecord], now: datetime
+) -> SettleSummary:
+    """Store finished attempts, move their notifications on, and update endpoint health.
+
+    Only attempts whose notification still carries their lease count (others are reported
+    in ``stale``: the lease ended and someone else took the notification over). Endpoint
+    health counts consecutive failed attempts per campaign (test sends excluded): alerts
+    at 5, 10 and 15, and the webhook disabled at ``disable_after_failures`` or on a 410;
+    while disabled, open notifications are ``held``. The caller commits.
+    """
+    summary = SettleSummary()
+    if not records:
+        return summary
+    ids = sorted({r.claimed.id for r in records})
+    current = {
+        row.id: row
+        for row in session.execute(
+            select(Notification.id, Notification.status, Notification.leased_by)
+            .where(Notification.id.in_(ids))
+            .order_by(Notification.id)
+            .with_for_update()
+        )
+    }
+    valid: list[AttemptRecord] = []
+    for record in records:
+        row = current.get(record.claimed.id)
+        if row is None or row.status != "sending" or row.leased_by != record.claimed.lease:
+            summary.stale.append(record.claimed.id)
+        else:
+            valid.append(record)
+    disabled = _update_health(session, valid, now, summary)
+
+    attempts: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    for record in valid:
+        claimed = record.claimed
+        number = claimed.attempt_count + 1
+        body, truncated = _stored_body(record)
+        attempts.append(
+            {
+                "notification_id": claimed.id,
+                "number": number,
+                "started_at": record.started_at,
+                "duration_ms": record.duration_ms,
+                "status_code": record.status_code,
+                "response_headers": dict(record.response_headers)
+                if record.response_headers is not None
+                else None,
+                "response_body": body,
+                "response_truncated": truncated,
+                "error_code": record.error_code,
+                "error_message": record.error_message,
+            }
+        )
+        change: dict[str, Any] = {
+            "id": claimed.id,
+            "attempt_count": number,
+            "leased_by": None,
+            "last_status_code": record.status_code,
+            "updated_at": now,
+        }
+        if record.delivered:
+            change.update(
+                status="delivered",
+                reason=None,
+                next_attempt_at=None,
+                delivered_at=now,
+                error_code=None,
+                error_message=None,
+            )
+        else:
+            change.update(error_code=record.error_code, error_message=record.error_message)
+            if record.retry_at is None:
+                change.update(status="failed", reason=None, next_attempt_at=None)
+            elif claimed.campaign.id in disabled and not claimed.test:
+                change.update(status="held", reason="webhook_disabled", next_attempt_at=None)
+            else:
+                change.update(status="retrying", reason=None, next_attempt_at=record.retry_at)
+        changes.append(change)
+    if attempts:
+        session.execute(Attempt.__table__.insert(), attempts)
+        session.execute(update(Notification), changes)
+    for campaign_id in summary.disabled_campaigns:
+        _hold(
+            session,
+            (Notification.campaign_id == campaign_id) & Notification.status.in_(_RELEASABLE),
+            "webhook_disabled",
+            now,
+        )
+    summary.recorded = len(valid)
+    return summary
+
+
+@dataclass
+class _Streak:
+    last: AttemptRecord
+    reset: bool = False  # a success in this batch: the count restarts from it
+    failures: int = 0  # failed attempts after the last success
+    gone: bool = False
+
+
+def _update_health(
+    session: Session, records: Iterable[AttemptRecord], now: datetime, summary: SettleSummary
+) -> set[str]:
+    """Apply this batch's outcomes to each campaign's failure streak; the disabled ones."""
+    streaks: dict[str, _Streak] = {}
+    for record in records:
+        if record.claimed.test:
+            continue
+        streak = streaks.setdefault(record.claimed.campaign.id, _Streak(last=record))
+        if record.delivered:
+            streak.reset, streak.failures = True, 0
+        else:
+            streak.failures += 1
+            streak.last = record
+            streak.gone = streak.gone or record.gone
+    disabled: set[str] = set()
+    for cid, streak in streaks.items():
+        failures, last = streak.failures, streak.last
+        new_count = failures if streak.reset else Campaign.consecutive_failures + failures
+        row = session.execute(
+            update(Campaign)
+            .where(Campaign.id == cid)
+            .values(consecutive_failures=new_count)
+            .returning(
+                Campaign.consecutive_failures,
+                Campaign.webhook_disabled,
+                Campaign.workspace_id,
+                Campaign.name,
+            )
+            .execution_options(synchronize_session=False)
+        ).one_or_none()
+        if row is None:
+            continue
+        if row.webhook_disabled:
+            disabled.add(cid)
+            continue
+        campaign = last.claimed.campaign
+        count = row.consecutive_failures
+        before = count - failures
+        reason = None
+        if streak.gone:
+            reason = "the endpoint answered 410 Gone"
+        elif failures and count >= campaign.disable_after_failures:
+            reason = f"{count} consecutive failed attempts"
+        for threshold in ALERT_THRESHOLDS:
+            if (
+                failures
+                and before < threshold <= count
+                and not (reason and threshold >= campaign.disable_after_failures)
+            ):
+                message = (
+                    f"The webhook of campaign \u201c{row.name}\u201d failed {threshold} times "
+                    f"in a row (last: {last.error_message or last.error_code})."
+                )
+                _add_alert(
+                    session,
+                    row.workspace_id,
+                    cid,
+                    f"failures_{threshold}",
+                    message,
+                    threshold,
+                    now,
+                    summary,
+                )
+        if reason:
+            disable_webhook(session, cid, reason, now)
+            message = (
+                f"The webhook of campaign \u201c{row.name}\u201d was disabled: {reason}. "
+                "Notifications are held until it is enabled again."
+            )
+            _add_alert(session, row.workspace_id, cid, "disabled", message, count, now, summary)
+            summary.disabled_campaigns.append(cid)
+            disabled.add(cid)
+    return disabled
+
+
+def _add_alert(
+    session: Session,
+    workspace_id: str,
+    campaign_id: str,
+    kind: str,
+    message: str,
+    failures: int,
+    now: datetime,
+    summary: SettleSummary,
+) -> None:
+    alert = Alert(
+        workspace_id=workspace_id,
+        campaign_id=campaign_id,
+        kind=kind,
+        message=message,
+        consecutive_failures=failures,
+        created_at=now,
+    )
+    session.add(alert)
+    session.flush([alert])
+    summary.alerts.append(alert.id)
+
+
+# -- health: disable, hold, release -----------------------------------------------------------
+
+
+def _hold(session: Session, where: Any, reason: str, now: datetime) -> int:
+    result = session.execute(
+        update(Notification)
+        .where(where)
+        .values(status="held", reason=reason, next_attempt_at=None, leased_by=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def disable_webhook(session: Session, campaign_id: str, reason: str, now: datetime) -> int:
+    """Disable a campaign's webhook and hold its open notifications; how many were held."""
+    session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id)
+        .values(webhook_disabled=True, disabled_reason=reason[:500], disabled_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return _hold(
+        session,
+        (Notification.campaign_id == campaign_id) & Notification.status.in_(_RELEASABLE),
+        "webhook_disabled",
+        now,
+    )
+
+
+def hold_notifications(session: Session, campaign_id: str, reason: str, now: datetime) -> int:
+    """Hold a campaign's pending/retrying notifications (e.g. its channel was deactivated)."""
+    return _hold(
+        session,
+        (Notification.campaign_id == campaign_id) & Notification.status.in_(_RELEASABLE),
+        reason,
+        now,
+    )
+
+
+def release_held_notifications(
+    session: Session,
+    campaign_id: str,
+    now: datetime,
+    reasons: Collection[str] = ("webhook_disabled", "webhook_inactive"),
+) -> int:
+    """Make a campaign's held notifications due now and announce them. The caller commits."""
+    result = session.execute(
+        update(Notification)
+        .where(
+            Notification.campaign_id == campaign_id,
+            Notification.status == "held",
+            Notification.reason.in_(list(reasons)),
+        )
+        .values(status=_status_after_release(), reason=None, next_attempt_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    released = result.rowcount or 0
+    if released:
+        announce_new_notifications(session)
+    return released
+
+
+def enable_webhook(
+    session: Session, workspace_id: str, campaign_id: str, now: datetime
+) -> tuple[Campaign, int] | None:
+    """Re-enable a campaign's webhook: reset its health and release held notifications.
+
+    Returns the campaign and how many notifications were released, or None when the
+    workspace has no such campaign. Notifications held because the channel itself is
+    inactive stay held until it is activated. The caller commits.
+    """
+    campaign = session.scalar(
+        select(Campaign).where(Campaign.id == campaign_id, Campaign.workspace_id == workspace_id)
+    )
+    if campaign is None:
+        return None
+    campaign.webhook_disabled = False
+    campaign.consecutive_failures = 0
+    campaign.disabled_reason = None
+    campaign.disabled_at = None
+    session.flush()
+    reasons = ["webhook_disabled"]
+    if (campaign.channel or {}).get("active", True) is not False:
+        reasons.append("webhook_inactive")
+    return campaign, release_held_notifications(session, campaign.id, now, reasons)
+
+
+def list_alerts(
+    session: Session,
+    workspace_id: str,
+    *,
+    limit: int,
+    before_id: str | None = None,
+    campaign_id: str | None = None,
+    open_only: bool = False,
+) -> list[Alert]:
+    """A workspace's alerts, newest first (keyset pagination on the id)."""
+    query = select(Alert).where(Alert.workspace_id == workspace_id)
+    if before_id:
+        query = query.where(Alert.id < before_id)
+    if campaign_id:
+        query = query.where(Alert.campaign_id == campaign_id)
+    if open_only:
+        query = query.where(Alert.acknowledged_at.is_(None))
+    return list(session.scalars(query.order_by(Alert.id.desc()).limit(limit)))
