@@ -58,13 +58,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     _check_config(app)
 
-    from web import api, auth, builder, database, security
+    from web import api, auth, builder, database, log, security
 
     database.init_app(app)
     security.init_app(app)
     auth.init_app(app)
     api.init_app(app)
     builder.init_app(app)
+    log.init_app(app)
     return app
 
 

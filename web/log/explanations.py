@@ -1,0 +1,143 @@
+"""Plain words for what went wrong in an attempt, and what to do about it.
+
+The log shows these next to the raw error code so a marketer can act without a developer.
+Keyed by the transport's error codes (SPEC §5) and, for ``http_status``, by status code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Explanation:
+    summary: str
+    hint: str
+
+
+ERRORS: dict[str, Explanation] = {
+    "timeout": Explanation(
+        "the receiver did not answer in time",
+        "it may be slow or overloaded; raise timeout_seconds in the campaign or ask the "
+        "receiver's owner to answer faster (queue the work, reply 2xx at once)",
+    ),
+    "connection_error": Explanation(
+        "the connection to the receiver failed (refused or reset)",
+        "check the host and port in the URL, and that the receiver is running",
+    ),
+    "dns_error": Explanation(
+        "the receiver's host name could not be found",
+        "check the URL for a typo in the host name",
+    ),
+    "tls_error": Explanation(
+        "the secure (HTTPS) connection could not be set up",
+        "the receiver's certificate may be expired, self-signed or for another name",
+    ),
+    "ssrf_blocked": Explanation(
+        "this address is on a private network",
+        "Hookcast only sends to public addresses; use the receiver's public URL, or ask "
+        "an administrator to allow that network (ALLOWED_NETWORKS)",
+    ),
+    "render_error": Explanation(
+        "the request could not be built from the campaign's templates",
+        "a variable used without a fallback was missing, or a template is wrong; fix the "
+        "Content tab (add a fallback) and retry",
+    ),
+    "response_too_large": Explanation(
+        "the receiver's answer was too large",
+        "only the first 64 KiB of a response are read; ask the receiver to answer briefly",
+    ),
+}
+
+STATUSES: dict[int, Explanation] = {
+    400: Explanation(
+        "the receiver rejected the request as malformed",
+        "compare the body with what the receiver expects (field names, types)",
+    ),
+    401: Explanation(
+        "the receiver refused the credentials",
+        "check the auth settings of this campaign (an expired or wrong key or password)",
+    ),
+    403: Explanation(
+        "the receiver understood who we are but does not allow this",
+        "check the permissions of the API key or account used in the auth settings",
+    ),
+    404: Explanation(
+        "the receiver has nothing at this URL",
+        "check the URL for a typo in the path",
+    ),
+    405: Explanation(
+        "the receiver does not accept this method at this URL",
+        "check the method (POST, PUT…) in the campaign's Content tab",
+    ),
+    408: Explanation("the receiver timed out reading the request", "it is retried"),
+    409: Explanation(
+        "the receiver reported a conflict with existing data",
+        "read the response body for the receiver's reason",
+    ),
+    410: Explanation(
+        "the receiver says this endpoint is gone for good",
+        "the webhook was disabled; update the URL, then re-enable it on the health page",
+    ),
+    413: Explanation(
+        "the receiver found the request too large",
+        "send fewer fields (use a field mapping instead of the default body)",
+    ),
+    415: Explanation(
+        "the receiver does not accept this content type",
+        "switch the content type between JSON and form in the Content tab",
+    ),
+    422: Explanation(
+        "the receiver could not process the data it was sent",
+        "read the response body: it usually names the field it did not like",
+    ),
+    429: Explanation(
+        "the receiver is rate limiting us",
+        "retries wait as long as the receiver asks (Retry-After); nothing to do unless it "
+        "persists",
+    ),
+}
+
+
+def explain(error_code: str | None, status_code: int | None = None) -> Explanation | None:
+    """The plain-words explanation for an attempt's outcome, or None for a success."""
+    if error_code == "http_status" or (error_code is None and status_code is not None):
+        if status_code is None or 200 <= status_code < 300:
+            return None
+        if status_code in STATUSES:
+            return STATUSES[status_code]
+        if 300 <= status_code < 400:
+            return Explanation(
+                f"the receiver answered with a redirect ({status_code})",
+                "redirects are not followed; put the final URL (often https://) in the campaign",
+            )
+        if status_code >= 500:
+            return Explanation(
+                f"the receiver had an internal error ({status_code})",
+                "the problem is on the receiver's side; it is retried automatically",
+            )
+        return Explanation(
+            f"the receiver refused the request ({status_code})",
+            "read the response body for the receiver's reason",
+        )
+    if error_code is None:
+        return None
+    return ERRORS.get(
+        error_code, Explanation(f"the send failed ({error_code})", "see the error message")
+    )
+
+
+REASONS: dict[str, str] = {
+    "webhook_disabled": "held because the campaign's webhook is disabled after repeated "
+    "failures; re-enable it on the campaign's health page to send",
+    "webhook_inactive": "held because the campaign's webhook is switched off (active is off "
+    "in the Content tab)",
+    "frequency_capped": "skipped: the contact already got the most this campaign allows in "
+    "its frequency cap period",
+}
+
+
+def explain_reason(reason: str | None) -> str | None:
+    if not reason:
+        return None
+    return REASONS.get(reason, reason)

@@ -1,0 +1,195 @@
+"""``/notifications``: the log table, the detail sheet, retry/cancel and bulk retry pages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+from werkzeug.wrappers import Response
+
+from engine import manual_retry
+from engine.render import RenderSettings
+from engine.store import campaigns as campaign_store
+from engine.store import log as log_store
+from engine.store import log_bulk
+from engine.store.log import LogActionError, LogFilter
+from engine.store.models import NOTIFICATION_STATUSES
+from engine.store.types import utcnow
+from web import engine_settings
+from web.auth import login_required, require_role
+from web.database import get_database, get_session
+from web.log import bp
+from web.log.explanations import explain, explain_reason
+from web.schemas.notification import bulk_job_to_json, filter_from_args
+
+PAGE_SIZE = 50
+FILTER_FIELDS = ("campaign_id", "status", "contact", "event", "test", "since", "until")
+
+
+def _filter_args() -> dict[str, str]:
+    """The filter values as they appear in the URL (kept on every link and form)."""
+    return {name: request.args[name] for name in FILTER_FIELDS if request.args.get(name)}
+
+
+def _parse_filters(args: dict[str, str]) -> tuple[LogFilter, dict[str, Any]]:
+    try:
+        return filter_from_args(args), {}
+    except ValidationError as exc:
+        return LogFilter(), exc.normalized_messages()
+
+
+def pretty_body(text: str | None) -> str | None:
+    """JSON bodies indented for reading; anything else exactly as it was."""
+    if not text:
+        return text
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+def _render_settings() -> RenderSettings:
+    return RenderSettings.from_settings(engine_settings(current_app))
+
+
+@bp.get("/notifications")
+@login_required
+def notifications() -> str:
+    session = get_session()
+    args = _filter_args()
+    filters, errors = _parse_filters(args)
+    before = request.args.get("before") or None
+    rows = log_store.list_notifications(
+        session, g.workspace.id, filters, limit=PAGE_SIZE + 1, before_id=before
+    )
+    older = rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None
+    rows = rows[:PAGE_SIZE]
+    return render_template(
+        "log/notifications.html",
+        rows=rows,
+        names=log_store.campaign_names(session, g.workspace.id, (n.campaign_id for n in rows)),
+        campaigns=campaign_store.list_campaigns(session, g.workspace.id),
+        statuses=NOTIFICATION_STATUSES,
+        args=args,
+        errors=errors,
+        older=older,
+        paged=before is not None,
+        explain=explain,
+    )
+
+
+@bp.get("/notifications/<notification_id>")
+@login_required
+def notification_detail(notification_id: str) -> str:
+    detail = log_store.get_notification_detail(get_session(), g.workspace.id, notification_id)
+    if detail is None:
+        abort(404)
+    notification = detail.notification
+    log_bodies = bool((detail.campaign.channel if detail.campaign else {}).get(
+        "log_response_body", True
+    ))
+    request_snapshot = notification.request or {}
+    return render_template(
+        "log/detail.html",
+        n=notification,
+        campaign=detail.campaign,
+        attempts=[
+            {
+                "row": attempt,
+                "explanation": explain(attempt.error_code, attempt.status_code),
+                "body": pretty_body(attempt.response_body),
+                "headers": sorted((attempt.response_headers or {}).items()),
+            }
+            for attempt in reversed(detail.attempts)
+        ],
+        request_body=pretty_body(request_snapshot.get("body")),
+        snapshot=request_snapshot,
+        log_bodies=log_bodies,
+        explanation=explain(notification.error_code, notification.last_status_code)
+        if notification.status in ("failed", "retrying")
+        else None,
+        reason=explain_reason(notification.reason),
+    )
+
+
+@bp.post("/notifications/<notification_id>/<any(retry, cancel):action>")
+@login_required
+def notification_action(notification_id: str, action: str) -> Response:
+    require_role("editor")
+    session = get_session()
+    try:
+        if action == "retry":
+            row = manual_retry.retry_notification(
+                session, g.workspace.id, notification_id, _render_settings()
+            )
+        else:
+            row = log_store.cancel_notification(session, g.workspace.id, notification_id, utcnow())
+    except LogActionError as exc:
+        session.rollback()
+        flash(f"Not done: {exc.message}.", "error")
+    else:
+        if row is None:
+            abort(404)
+        session.commit()
+        if action == "cancel":
+            flash("Cancelled: it will not be sent.")
+        elif row.status == "failed":
+            flash(f"Not sent: {row.error_message}", "error")
+        elif row.status == "held":
+            flash("Queued, but held: the campaign's webhook is disabled.")
+        else:
+            flash("Queued for sending now.")
+    return redirect(url_for("log.notification_detail", notification_id=notification_id))
+
+
+@bp.get("/notifications/bulk-retry")
+@login_required
+def bulk_retry_confirm() -> str:
+    require_role("editor")
+    args = _filter_args()
+    filters, errors = _parse_filters(args)
+    if errors:
+        abort(400)
+    count = log_bulk.count_retryable(get_session(), g.workspace.id, filters)
+    names = log_store.campaign_names(get_session(), g.workspace.id, [filters.campaign_id or ""])
+    return render_template(
+        "log/bulk_confirm.html", args=args, filters=filters, count=count, names=names
+    )
+
+
+@bp.post("/notifications/bulk-retry")
+@login_required
+def bulk_retry_start() -> Response:
+    require_role("editor")
+    args = {name: request.form[name] for name in FILTER_FIELDS if request.form.get(name)}
+    filters, errors = _parse_filters(args)
+    if errors:
+        abort(400)
+    session = get_session()
+    job, created = log_bulk.start_bulk_retry(session, g.workspace.id, filters, utcnow())
+    session.commit()
+    if created:
+        manual_retry.run_in_background(get_database(), _render_settings(), job.id)
+    else:
+        flash("This retry was already started; here is its progress.")
+    return redirect(url_for("log.bulk_job", job_id=job.id))
+
+
+@bp.get("/notifications/jobs/<job_id>")
+@login_required
+def bulk_job(job_id: str) -> str:
+    job = log_bulk.get_bulk_job(get_session(), g.workspace.id, job_id)
+    if job is None:
+        abort(404)
+    return render_template("log/bulk_job.html", job=job, args=job.filters)
+
+
+@bp.get("/notifications/jobs/<job_id>.json")
+@login_required
+def bulk_job_json(job_id: str) -> dict[str, Any]:
+    job = log_bulk.get_bulk_job(get_session(), g.workspace.id, job_id)
+    if job is None:
+        abort(404)
+    return bulk_job_to_json(job)
