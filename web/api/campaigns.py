@@ -1,0 +1,311 @@
+"""``/campaigns``: create, list, read, PATCH, delete, lifecycle actions, test send, runs.
+
+Views parse with ``web.schemas.campaign``, call ``engine.campaigns`` and serialize with
+``campaign_to_json`` (secrets masked; the signing secret in full only in the answers of
+create, duplicate and rotate-secret). Lifecycle refusals are 409 (wrong state) or 422
+(incomplete campaign, ``details`` lists each problem with its path).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app, request
+
+from engine import campaigns as service
+from engine.delivery import send_now
+from engine.materialize import CampaignMaterializer, MaterializedBatch
+from engine.render import RenderSettings
+from engine.store import accounts, contacts
+from engine.store import campaigns as campaign_store
+from engine.store import events as event_store
+from engine.store import templates as template_store
+from engine.store.models import Campaign, Notification
+from engine.store.types import utcnow
+from engine.transport import Transport
+from web import engine_settings
+from web.api import bp, decode_cursor, json_body, load, page, page_size, workspace_id
+from web.api.errors import ApiError, not_found
+from web.database import get_session
+from web.schemas.campaign import CampaignActionSchema, CampaignSchema, TestSendSchema
+
+STATUSES = ("draft", "active", "paused", "archived")
+
+
+def _settings() -> RenderSettings:
+    return RenderSettings.from_settings(engine_settings(current_app))
+
+
+def _campaign(campaign_id: str, *, for_update: bool = False) -> Campaign:
+    campaign = campaign_store.get_campaign(
+        get_session(), workspace_id(), campaign_id, for_update=for_update
+    )
+    if campaign is None:
+        raise not_found("campaign", campaign_id)
+    return campaign
+
+
+def _refused(exc: service.CampaignError) -> ApiError:
+    code = "invalid_state" if exc.status == 409 else "incomplete_campaign"
+    return ApiError(exc.status, exc.message, code=code, details=exc.problems or None)
+
+
+def _before(cursor_text: str | None) -> str | None:
+    cursor = decode_cursor(cursor_text)
+    before = cursor.get("before") if cursor else None
+    if before is not None and not isinstance(before, str):
+        raise ApiError(400, "cursor is not valid; pass next_cursor from a previous page")
+    return before
+
+
+@bp.post("/campaigns")
+def create_campaign() -> tuple[dict[str, Any], int]:
+    body = json_body()
+    session = get_session()
+    base = None
+    if isinstance(body, dict) and isinstance(body.get("template_id"), str):
+        template = template_store.get_template(session, workspace_id(), body["template_id"])
+        if template is None:
+            raise not_found("template", body["template_id"])
+        base = service.masked_channel(template.channel, template.channel_secrets)
+    data = load(CampaignSchema(settings=_settings(), base_channel=base), body)
+    try:
+        campaign, _secret = service.create_campaign(session, workspace_id(), data)
+    except service.CampaignError as exc:
+        raise _refused(exc) from None
+    session.commit()
+    return service.campaign_to_json(campaign, reveal_secret=True), 201
+
+
+@bp.get("/campaigns")
+def list_campaigns() -> dict[str, Any]:
+    size = page_size()
+    status = request.args.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
+    rows = campaign_store.list_campaigns_page(
+        get_session(), workspace_id(), limit=size + 1,
+        before_id=_before(request.args.get("cursor")), status=status,
+    )
+    return page(rows, size, service.campaign_to_json, lambda c: {"before": c.id})
+
+
+@bp.get("/campaigns/<campaign_id>")
+def get_campaign(campaign_id: str) -> dict[str, Any]:
+    return service.campaign_to_json(_campaign(campaign_id))
+
+
+@bp.patch("/campaigns/<campaign_id>")
+def update_campaign(campaign_id: str) -> dict[str, Any]:
+    campaign = _campaign(campaign_id, for_update=True)
+    schema = CampaignSchema(
+        settings=_settings(),
+        base_channel=service.masked_channel(
+            campaign.channel, campaign.channel_secrets, campaign.signing_secret
+        ),
+        stored_trigger=campaign.trigger,
+        partial=True,
+    )
+    data = load(schema)
+    data.pop("template_id", None)
+    try:
+        service.update_campaign(get_session(), campaign, data, settings=_settings())
+    except service.CampaignError as exc:
+        raise _refused(exc) from None
+    get_session().commit()
+    return service.campaign_to_json(campaign)
+
+
+@bp.delete("/campaigns/<campaign_id>")
+def delete_campaign(campaign_id: str) -> tuple[str, int]:
+    campaign = _campaign(campaign_id, for_update=True)
+    try:
+        service.delete_campaign(get_session(), campaign)
+    except service.CampaignError as exc:
+        raise _refused(exc) from None
+    get_session().commit()
+    return "", 204
+
+
+def _lifecycle(campaign_id: str, action: Any, **kwargs: Any) -> dict[str, Any]:
+    campaign = _campaign(campaign_id, for_update=True)
+    try:
+        action(get_session(), campaign, **kwargs)
+    except service.CampaignError as exc:
+        raise _refused(exc) from None
+    get_session().commit()
+    return service.campaign_to_json(campaign)
+
+
+@bp.post("/campaigns/<campaign_id>/activate")
+def activate_campaign(campaign_id: str) -> dict[str, Any]:
+    return _lifecycle(campaign_id, service.activate_campaign, settings=_settings())
+
+
+@bp.post("/campaigns/<campaign_id>/pause")
+def pause_campaign(campaign_id: str) -> dict[str, Any]:
+    return _lifecycle(campaign_id, service.pause_campaign)
+
+
+@bp.post("/campaigns/<campaign_id>/archive")
+def archive_campaign(campaign_id: str) -> dict[str, Any]:
+    return _lifecycle(campaign_id, service.archive_campaign)
+
+
+def _optional_body(schema: Any) -> dict[str, Any]:
+    return load(schema, json_body()) if request.data else {}
+
+
+@bp.post("/campaigns/<campaign_id>/duplicate")
+def duplicate_campaign(campaign_id: str) -> tuple[dict[str, Any], int]:
+    options = _optional_body(CampaignActionSchema())
+    campaign = _campaign(campaign_id)
+    copy, _secret = service.duplicate_campaign(get_session(), campaign, name=options.get("name"))
+    get_session().commit()
+    return service.campaign_to_json(copy, reveal_secret=True), 201
+
+
+@bp.post("/campaigns/<campaign_id>/rotate-secret")
+def rotate_secret(campaign_id: str) -> dict[str, Any]:
+    campaign = _campaign(campaign_id, for_update=True)
+    service.rotate_secret(get_session(), campaign)
+    get_session().commit()
+    answer = service.campaign_to_json(campaign, reveal_secret=True)
+    answer["previous_secret_expires_at"] = campaign.previous_secret_expires_at
+    return answer
+
+
+@bp.post("/campaigns/<campaign_id>/save-as-template")
+def save_as_template(campaign_id: str) -> tuple[dict[str, Any], int]:
+    options = _optional_body(CampaignActionSchema())
+    campaign = _campaign(campaign_id)
+    template = service.save_as_template(
+        get_session(), campaign, name=options.get("name"),
+        description=options.get("description", ""),
+    )
+    get_session().commit()
+    return service.template_to_json(template), 201
+
+
+@bp.get("/campaigns/<campaign_id>/runs")
+def list_runs(campaign_id: str) -> dict[str, Any]:
+    campaign = _campaign(campaign_id)
+    size = page_size()
+    rows = campaign_store.list_runs(
+        get_session(), campaign.id, limit=size + 1,
+        before_id=_before(request.args.get("cursor")),
+    )
+    return page(rows, size, run_to_json, lambda r: {"before": r.id})
+
+
+def run_to_json(run: Any) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "campaign_id": run.campaign_id,
+        "fire_time": run.fire_time,
+        "status": run.status,
+        "notification_count": run.notification_count,
+        "skipped_count": run.skipped_count,
+        "failed_count": run.failed_count,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "error": run.error,
+    }
+
+
+# -- test send ------------------------------------------------------------------------------
+
+
+def _test_contact(spec: dict[str, Any]) -> dict[str, Any]:
+    if "attributes" in spec:
+        return {
+            "id": None,
+            "external_id": spec.get("external_id") or "test-contact",
+            "attributes": spec["attributes"],
+        }
+    stored = contacts.get_contact(get_session(), workspace_id(), spec["external_id"])
+    if stored is None:
+        raise not_found("contact", spec["external_id"])
+    return {"id": stored.id, "external_id": stored.external_id, "attributes": stored.attributes}
+
+
+def _test_event(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    return {
+        "id": spec.get("id") or "evt_test",
+        "name": spec.get("name") or "test",
+        "occurred_at": spec.get("occurred_at") or datetime.now(UTC),
+        "properties": spec.get("properties") or {},
+    }
+
+
+@bp.post("/campaigns/<campaign_id>/test")
+def test_send(campaign_id: str) -> dict[str, Any]:
+    """Render for the given contact and event, send ONE request now, return what happened.
+
+    The notification is logged with ``test: true`` (never retried, no effect on endpoint
+    health). Answer: ``{"notification_id", "request", "response": {...}}`` or, when the
+    request could not be rendered or sent, ``{"notification_id", "request", "error"}``.
+    """
+    data = load(TestSendSchema())
+    session = get_session()
+    campaign = _campaign(campaign_id)
+    if not (campaign.channel or {}).get("url"):
+        raise ApiError(422, "the campaign has no webhook URL yet", details={"webhook.url": []})
+    contact = _test_contact(data["contact"])
+    event = _test_event(data.get("event"))
+    workspace = accounts.get_workspace(session, workspace_id())
+    now = utcnow()
+    maker = CampaignMaterializer(
+        campaign, {"id": workspace_id(), "name": workspace.name if workspace else None},
+        _settings(),
+    )
+    batch = MaterializedBatch()
+    notification_id = maker.add(
+        batch, contact=contact, event=event, event_row_id=None, now=now, test=True
+    )
+    row = batch.notifications[0]
+    if row["status"] == "failed":
+        event_store.insert_notifications(session, batch.notifications, batch.attempts)
+        session.commit()
+        return {
+            "notification_id": notification_id,
+            "request": None,
+            "error": {"code": row["error_code"], "message": row["error_message"]},
+        }
+    # Leased to this request at once, so no dispatcher picks the test send up as well.
+    row.update(status="sending", leased_by=f"send-now:{notification_id}", next_attempt_at=None)
+    event_store.insert_notifications(session, batch.notifications)
+    session.commit()
+    notification = session.get(Notification, notification_id)
+    settings = engine_settings(current_app)
+    with Transport(allowed_networks=settings.allowed_networks) as transport:
+        sent, outcome = send_now(session, notification, campaign, transport, utcnow())
+    session.commit()
+    answer: dict[str, Any] = {
+        "notification_id": notification_id,
+        "request": _masked_request(sent, row["request"]),
+    }
+    if outcome.status_code is not None:
+        answer["response"] = {
+            "status_code": outcome.status_code,
+            "headers": outcome.response_headers or {},
+            "body": (outcome.response_body or b"").decode("utf-8", errors="replace"),
+            "duration_ms": outcome.duration_ms,
+        }
+    if outcome.error_code is not None and outcome.error_code != "http_status":
+        answer["error"] = {"code": outcome.error_code, "message": outcome.error_message}
+    return answer
+
+
+def _masked_request(sent: Any, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The request as sent, with the stored snapshot's masking plus the webhook headers."""
+    masked = dict(snapshot)
+    masked["headers"] = list(snapshot["headers"]) + [
+        {"name": name, "value": value}
+        for name, value in sent.headers
+        if name.lower().startswith("webhook-")
+    ]
+    return masked

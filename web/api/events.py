@@ -1,0 +1,120 @@
+"""``POST /events``: one event, or ``{"events": [...]}`` (at most 1,000), in one transaction.
+
+Answer: 202 ``{"events": [{"id", "duplicate", "notifications"}]}`` in request order, where
+``id`` is the stored event's id (for a duplicate: the id stored the first time) and
+``notifications`` is the list of ids of the notifications the event created (empty for a
+duplicate or when no campaign matched; capped sends appear as ``skipped`` notifications).
+
+Errors, with nothing stored: 422 naming the field (``events[3].contact.external_id``) of
+the first bad events; 413 when one event is larger than 256 KiB (``details.index``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import current_app
+from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from engine.ingest import MAX_BATCH, MAX_EVENT_BYTES, IncomingEvent, ingest_events
+from engine.render import RenderSettings
+from web import engine_settings
+from web.api import bp, json_body, workspace_id
+from web.api.errors import ApiError
+from web.database import get_session
+from web.schemas.event import EventSchema
+
+_SCHEMA = EventSchema()
+_ATTEMPTS = 3  # a concurrent request may create the same contact or client id first
+
+
+def _flatten(messages: Any, prefix: str) -> dict[str, list[str]]:
+    if isinstance(messages, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: messages if isinstance(messages, list) else [str(messages)]}
+
+
+def _parse(body: Any) -> tuple[list[IncomingEvent], bool]:
+    if isinstance(body, dict) and "events" in body:
+        raw = body["events"]
+        if not isinstance(raw, list) or not raw:
+            raise ApiError(422, "events must be a non-empty list", details={"events": raw})
+        if len(raw) > MAX_BATCH:
+            raise ApiError(
+                422, f"at most {MAX_BATCH} events per request, got {len(raw)}",
+                details={"events": [f"at most {MAX_BATCH} events"]},
+            )
+        batch = True
+    elif isinstance(body, dict):
+        raw, batch = [body], False
+    else:
+        raise ApiError(422, 'send one event object or {"events": [...]}')
+    events: list[IncomingEvent] = []
+    errors: dict[str, list[str]] = {}
+    for index, item in enumerate(raw):
+        prefix = f"events[{index}]" if batch else ""
+        size = len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > MAX_EVENT_BYTES:
+            raise ApiError(
+                413,
+                f"{prefix or 'the event'} is {size} bytes; an event may be at most "
+                f"{MAX_EVENT_BYTES // 1024} KiB",
+                details={"index": index, "size": size, "limit": MAX_EVENT_BYTES},
+            )
+        if not isinstance(item, dict):
+            errors[prefix or "event"] = ["must be an object"]
+            continue
+        try:
+            data = _SCHEMA.load(item)
+        except ValidationError as exc:
+            errors.update(_flatten(exc.normalized_messages(), prefix))
+            if len(errors) >= 50:
+                break
+            continue
+        events.append(
+            IncomingEvent(
+                name=data["name"],
+                external_id=data["contact"]["external_id"],
+                attributes=data["contact"].get("attributes"),
+                properties=data.get("properties") or {},
+                client_id=data.get("id"),
+                occurred_at=data.get("occurred_at"),
+            )
+        )
+    if errors:
+        first = next(iter(errors))
+        raise ApiError(
+            422,
+            f"{first}: {errors[first][0]}" + ("; nothing was stored" if batch else ""),
+            details=errors,
+        )
+    return events, batch
+
+
+@bp.post("/events")
+def post_events() -> tuple[dict[str, Any], int]:
+    events, _ = _parse(json_body())
+    settings = RenderSettings.from_settings(engine_settings(current_app))
+    session = get_session()
+    for attempt in range(_ATTEMPTS):
+        try:
+            results = ingest_events(session, workspace_id(), events, settings=settings)
+            session.commit()
+            break
+        except IntegrityError:
+            session.rollback()
+            if attempt == _ATTEMPTS - 1:
+                raise ApiError(
+                    409, "conflicting concurrent writes; send the events again"
+                ) from None
+    return {
+        "events": [
+            {"id": r.id, "duplicate": r.duplicate, "notifications": r.notifications}
+            for r in results
+        ]
+    }, 202

@@ -1,0 +1,75 @@
+"""``/templates``: saved webhook channel recipes (CRUD). Campaigns copy them on create."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request
+
+from engine import campaigns as service
+from engine.render import RenderSettings
+from engine.store import templates as template_store
+from engine.store.models import Template
+from web import engine_settings
+from web.api import bp, decode_cursor, load, page, page_size, workspace_id
+from web.api.errors import ApiError, not_found
+from web.database import get_session
+from web.schemas.template import TemplateSchema
+
+
+def _settings() -> RenderSettings:
+    return RenderSettings.from_settings(engine_settings(current_app))
+
+
+def _template(template_id: str) -> Template:
+    template = template_store.get_template(get_session(), workspace_id(), template_id)
+    if template is None:
+        raise not_found("template", template_id)
+    return template
+
+
+@bp.post("/templates")
+def create_template() -> tuple[dict[str, Any], int]:
+    data = load(TemplateSchema(settings=_settings()))
+    template = service.create_template(get_session(), workspace_id(), data)
+    get_session().commit()
+    return service.template_to_json(template), 201
+
+
+@bp.get("/templates")
+def list_templates() -> dict[str, Any]:
+    size = page_size()
+    cursor = decode_cursor(request.args.get("cursor"))
+    before = cursor.get("before") if cursor else None
+    if before is not None and not isinstance(before, str):
+        raise ApiError(400, "cursor is not valid; pass next_cursor from a previous page")
+    rows = template_store.list_templates_page(
+        get_session(), workspace_id(), limit=size + 1, before_id=before
+    )
+    return page(rows, size, service.template_to_json, lambda t: {"before": t.id})
+
+
+@bp.get("/templates/<template_id>")
+def get_template(template_id: str) -> dict[str, Any]:
+    return service.template_to_json(_template(template_id))
+
+
+@bp.patch("/templates/<template_id>")
+def update_template(template_id: str) -> dict[str, Any]:
+    template = _template(template_id)
+    schema = TemplateSchema(
+        settings=_settings(),
+        base_channel=service.masked_channel(template.channel, template.channel_secrets),
+        partial=True,
+    )
+    data = load(schema)
+    service.update_template(get_session(), template, data)
+    get_session().commit()
+    return service.template_to_json(template)
+
+
+@bp.delete("/templates/<template_id>")
+def delete_template(template_id: str) -> tuple[str, int]:
+    template_store.delete_template(get_session(), _template(template_id))
+    get_session().commit()
+    return "", 204

@@ -1,0 +1,157 @@
+"""Campaigns as the API reads them (SPEC §6, §7).
+
+Trigger, conditions and audience are checked by ``engine.triggers`` / ``engine.rules``;
+their errors are keyed by the path of the bad node (``trigger.conditions.all[1].any[0].op``).
+The ``webhook`` is checked by ``WebhookChannelSchema``, its errors keyed ``webhook.<where>``.
+A draft may be saved incomplete (no events yet, no webhook); activating checks the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from engine.campaigns import merge_channel_patch
+from engine.render import RenderSettings
+from engine.rules import validate_conditions
+from engine.rules_sql import audience_sql_supported
+from engine.triggers import validate_trigger
+from web.schemas.channel import WebhookChannelSchema
+
+MAX_TEST_CONTACTS = 50
+MAX_CAP_SECONDS = 366 * 86400
+
+
+class FrequencyCapSchema(Schema):
+    max = fields.Integer(required=True, strict=True, validate=validate.Range(1, 1_000_000))
+    per_seconds = fields.Integer(
+        required=True, strict=True, validate=validate.Range(1, MAX_CAP_SECONDS)
+    )
+
+
+class AudienceSchema(Schema):
+    conditions = fields.Raw(allow_none=True)
+    test_contacts = fields.List(
+        fields.String(validate=validate.Length(1, 255)),
+        validate=validate.Length(max=MAX_TEST_CONTACTS),
+    )
+
+
+def _flatten(messages: Any, prefix: str) -> dict[str, list[str]]:
+    """Nested marshmallow messages → ``{"webhook.body.fields.0.name": [...]}``."""
+    if isinstance(messages, Mapping):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            name = prefix if key == "_schema" else f"{prefix}.{key}"
+            flat.update(_flatten(value, name))
+        return flat
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {prefix: messages}
+    return {prefix: [str(messages)]}
+
+
+class CampaignSchema(Schema):
+    """Create (all fields) or PATCH (``partial=True``) a campaign.
+
+    ``base_channel`` is what a given ``webhook`` is merged over before it is checked: the
+    stored channel (masked) on PATCH, the template's on create with ``template_id``.
+    """
+
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    trigger = fields.Dict()
+    audience = fields.Nested(AudienceSchema)
+    frequency_cap = fields.Nested(FrequencyCapSchema, allow_none=True)
+    webhook = fields.Dict(allow_none=True)
+    template_id = fields.String(validate=validate.Length(1, 40))
+
+    def __init__(
+        self,
+        *args: Any,
+        settings: RenderSettings | None = None,
+        base_channel: Mapping[str, Any] | None = None,
+        stored_trigger: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.render_settings = settings or RenderSettings()
+        self.base_channel = base_channel
+        self.stored_trigger = stored_trigger
+
+    @validates_schema
+    def _rules(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        trigger = data.get("trigger", self.stored_trigger)
+        if "trigger" in data:
+            for problem in validate_trigger(data["trigger"]):
+                if problem.path == "trigger.events" and data["trigger"].get("events") == []:
+                    continue  # a draft may have no events yet; activation insists
+                errors.setdefault(problem.path, []).append(problem.message)
+        audience = data.get("audience") or {}
+        if audience.get("conditions") is not None:
+            is_schedule = isinstance(trigger, Mapping) and trigger.get("type") == "schedule"
+            problems = (
+                audience_sql_supported(audience["conditions"])
+                if is_schedule
+                else validate_conditions(audience["conditions"], path="audience.conditions")
+            )
+            for problem in problems:
+                errors.setdefault(problem.path, []).append(problem.message)
+        if data.get("webhook") is not None:
+            merged = merge_channel_patch(self.base_channel, data["webhook"])
+            try:
+                WebhookChannelSchema(settings=self.render_settings).load(merged)
+            except ValidationError as exc:
+                errors.update(_flatten(exc.normalized_messages(), "webhook"))
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def _full_webhook(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """The webhook as stored: the merge over ``base_channel`` with defaults filled."""
+        if data.get("webhook") is not None:
+            merged = merge_channel_patch(self.base_channel, data["webhook"])
+            loaded = WebhookChannelSchema(settings=self.render_settings).load(merged)
+            if "secret" in merged:
+                loaded["secret"] = merged["secret"]
+            data["webhook"] = loaded
+        return data
+
+
+class CampaignActionSchema(Schema):
+    """Optional body of ``/duplicate`` and ``/save-as-template``."""
+
+    name = fields.String(validate=validate.Length(1, 200))
+    description = fields.String(validate=validate.Length(max=2000))
+
+
+class TestSendSchema(Schema):
+    """Body of ``POST /campaigns/{id}/test``."""
+
+    contact = fields.Dict(required=True)
+    event = fields.Dict(allow_none=True)
+
+    @validates_schema
+    def _contact(self, data: dict[str, Any], **_: Any) -> None:
+        contact = data.get("contact") or {}
+        if "attributes" in contact:
+            if not isinstance(contact["attributes"], dict):
+                raise ValidationError({"contact.attributes": ["must be an object"]})
+        elif not isinstance(contact.get("external_id"), str) or not contact["external_id"]:
+            raise ValidationError(
+                {"contact": ['send {"external_id": "..."} or {"attributes": {...}}']}
+            )
+        event = data.get("event")
+        if event is not None:
+            if not isinstance(event.get("name", ""), str):
+                raise ValidationError({"event.name": ["must be a string"]})
+            if not isinstance(event.get("properties", {}), dict):
+                raise ValidationError({"event.properties": ["must be an object"]})

@@ -1,0 +1,51 @@
+"""Templates as the API reads them: a name, a description and a full webhook channel."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from engine.campaigns import merge_channel_patch
+from engine.render import RenderSettings
+from web.schemas.campaign import _flatten
+from web.schemas.channel import WebhookChannelSchema
+
+
+class TemplateSchema(Schema):
+    """Create (``webhook`` required) or PATCH (``partial=True``) a template."""
+
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    description = fields.String(load_default="", validate=validate.Length(max=2000))
+    webhook = fields.Dict(required=True)
+
+    def __init__(
+        self,
+        *args: Any,
+        settings: RenderSettings | None = None,
+        base_channel: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.render_settings = settings or RenderSettings()
+        self.base_channel = base_channel
+
+    @validates_schema
+    def _webhook(self, data: dict[str, Any], **_: Any) -> None:
+        if "webhook" not in data:
+            return
+        try:
+            WebhookChannelSchema(settings=self.render_settings).load(
+                merge_channel_patch(self.base_channel, data["webhook"])
+            )
+        except ValidationError as exc:
+            raise ValidationError(_flatten(exc.normalized_messages(), "webhook")) from None
+
+    @post_load
+    def _full_webhook(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if "webhook" in data:
+            merged = merge_channel_patch(self.base_channel, data["webhook"])
+            data["webhook"] = WebhookChannelSchema(settings=self.render_settings).load(merged)
+            data["webhook"].pop("secret", None)  # a template's campaigns get their own
+        return data
