@@ -101,7 +101,15 @@ def page(items: list[Any], size: int, serialize: Any, position: Any) -> dict[str
 
 
 def init_app(app: Flask) -> None:
-    from web.api import contacts, meta, notifications, render  # noqa: F401  (registers routes on bp)
+    from web.api import (  # noqa: F401  (registers routes on bp)
+        campaigns,
+        contacts,
+        events,
+        meta,
+        notifications,
+        render,
+        templates,
+    )
 
     init_errors(app)
     app.register_blueprint(bp)
