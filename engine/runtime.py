@@ -1,15 +1,34 @@
-"""The engine's running half in one process: scheduler, dispatcher, senders.
+"""The engine's running half in one process: scheduler, dispatcher, senders, listener.
 
 ``hookcast serve`` and ``hookcast worker`` create exactly one ``EngineRuntime``; the web
-app never does, so no forked web worker runs a second scheduler.
+app never does, so no forked web worker runs a second scheduler. APScheduler 3 (embedded,
+one per process) drives the timers: a retry's due time (a date job that wakes the
+dispatcher), the safety-net poll, lease recovery, the retention purge and, when the
+campaign engine provides it, the schedule tick. Coordination between processes lives in
+the database (leases, ``FOR UPDATE SKIP LOCKED``) and in PostgreSQL ``LISTEN/NOTIFY``.
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
+
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from engine.outbox_listener import OutboxListener
 from engine.settings import EngineSettings
-from engine.store import Database
+from engine.store import Database, outbox
+from engine.store.types import utcnow
+from engine.transport import Transport
+from engine.worker import Worker
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 5
+LEASE_RECOVERY_SECONDS = 15
+PURGE_SECONDS = 3600
+SCHEDULE_TICK_SECONDS = 10
+STOP_GRACE_SECONDS = 10.0
 
 
 class EngineRuntime:
@@ -17,9 +36,89 @@ class EngineRuntime:
         self.settings = settings
         self.database = database
         self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.transport = Transport(allowed_networks=settings.allowed_networks)
+        self.worker = Worker(
+            database,
+            self.transport,
+            threads=settings.sender_threads,
+            poll_interval=POLL_SECONDS,
+            wake_at=self._wake_at,
+        )
+        self.listener = (
+            OutboxListener(database.url, self.worker.wake) if database.is_postgres else None
+        )
 
     def start(self) -> None:
+        add = self.scheduler.add_job
+        add(self.worker.wake, "interval", seconds=POLL_SECONDS, id="dispatch-poll")
+        add(self.recover_leases, "interval", seconds=LEASE_RECOVERY_SECONDS, id="lease-recovery")
+        add(
+            self.purge_expired,
+            "interval",
+            seconds=PURGE_SECONDS,
+            id="retention-purge",
+            next_run_time=utcnow() + timedelta(seconds=60),
+        )
+        if _schedule_runner() is not None:
+            add(
+                self.run_schedules,
+                "interval",
+                seconds=SCHEDULE_TICK_SECONDS,
+                id="schedule-tick",
+                next_run_time=utcnow(),
+            )
         self.scheduler.start()
+        if self.listener is not None:
+            self.listener.start()
+        self.worker.start()
 
     def stop(self) -> None:
-        self.scheduler.shutdown(wait=True)
+        """Stop timers, stop claiming, finish or release in-flight sends, close connections."""
+        self.scheduler.shutdown(wait=False)
+        if self.listener is not None:
+            self.listener.stop()
+        self.worker.stop(STOP_GRACE_SECONDS)
+        self.transport.close()
+
+    def _wake_at(self, when: datetime) -> None:
+        """A retry timer: wake the dispatcher when the earliest retry falls due."""
+        if not self.scheduler.running:
+            return
+        self.scheduler.add_job(
+            self.worker.wake,
+            "date",
+            run_date=when,
+            id="dispatch-timer",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    def recover_leases(self) -> None:
+        with self.database.transaction(write=True) as session:
+            recovered = outbox.recover_expired_leases(session, utcnow())
+        if recovered:
+            logger.warning("took back %d sends whose worker stopped mid-send", recovered)
+
+    def purge_expired(self) -> None:
+        from engine.store import log
+
+        cutoff = utcnow() - timedelta(days=self.settings.retention_days)
+        with self.database.session(write=True) as session:
+            purged = log.purge_expired(session, cutoff, 500)
+            session.commit()
+        if purged:
+            logger.info("purged %d notifications older than %s", purged, cutoff)
+
+    def run_schedules(self) -> None:
+        runner = _schedule_runner()
+        if runner is not None:
+            runner(self.database, self.settings, utcnow())
+
+
+def _schedule_runner():  # type: ignore[no-untyped-def]
+    """``engine.schedules.run_due_schedules`` once the campaign engine provides it."""
+    try:
+        from engine.schedules import run_due_schedules
+    except ImportError:
+        return None
+    return run_due_schedules

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import case, event, func, select, text, update
 from sqlalchemy.orm import Session
 
+from engine.ids import new_id
 from engine.store.models import Alert, Attempt, Campaign, Notification
 
 #: PostgreSQL channel on which new work is announced to every worker process.
@@ -525,6 +526,7 @@ def _add_alert(
     summary: SettleSummary,
 ) -> None:
     alert = Alert(
+        id=new_id("alr"),
         workspace_id=workspace_id,
         campaign_id=campaign_id,
         kind=kind,
@@ -533,7 +535,6 @@ def _add_alert(
         created_at=now,
     )
     session.add(alert)
-    session.flush([alert])
     summary.alerts.append(alert.id)
 
 

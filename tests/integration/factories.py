@@ -154,6 +154,6 @@ def make_notifications(
     """One campaign and ``count`` due notifications to ``url``; (campaign id, ids)."""
     with db.transaction() as session:
         campaign = make_campaign(session, workspace_id, url, **channel_overrides)
-        contact = make_contact(session, workspace_id)
+        contact = make_contact(session, workspace_id, new_id("lead"))
         ids = [make_notification(session, campaign, contact).id for _ in range(count)]
         return campaign.id, ids

@@ -37,7 +37,7 @@ Responder = Callable[[ReceivedRequest], Reply]
 class Receiver:
     """``Receiver(respond)`` serves on an ephemeral loopback port until ``close()``."""
 
-    def __init__(self, respond: Responder | None = None) -> None:
+    def __init__(self, respond: Responder | None = None, host: str = "127.0.0.1") -> None:
         self.respond: Responder = respond or (lambda _request: Reply())
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
@@ -68,14 +68,15 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
+        self.host = host
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def ids(self) -> list[str]:
         with self._lock:

@@ -105,6 +105,7 @@ def init_app(app: Flask) -> None:
         campaigns,
         contacts,
         events,
+        health,
         meta,
         notifications,
         render,

@@ -1,0 +1,73 @@
+"""Endpoint health over the API: ``GET /alerts`` and ``POST /campaigns/{id}/enable-webhook``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from engine.store import outbox
+from engine.store.models import Alert, Campaign
+from engine.store.types import utcnow
+from web.api import bp, decode_cursor, page, page_size, workspace_id
+from web.api.errors import ApiError, not_found
+from web.database import get_session
+
+
+def alert_to_json(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "campaign_id": alert.campaign_id,
+        "kind": alert.kind,
+        "message": alert.message,
+        "consecutive_failures": alert.consecutive_failures,
+        "created_at": alert.created_at,
+        "acknowledged_at": alert.acknowledged_at,
+    }
+
+
+@bp.get("/alerts")
+def list_alerts() -> Any:
+    """Health alerts, newest first; ``?open=1`` for unacknowledged ones, ``?campaign_id=``."""
+    size = page_size()
+    position = decode_cursor(request.args.get("cursor")) or {}
+    before = position.get("before")
+    if before is not None and not isinstance(before, str):
+        raise ApiError(400, "cursor is not valid; pass next_cursor from a previous page")
+    open_only = request.args.get("open", "").lower() in ("1", "true", "yes")
+    alerts = outbox.list_alerts(
+        get_session(),
+        workspace_id(),
+        limit=size + 1,
+        before_id=before,
+        campaign_id=request.args.get("campaign_id") or None,
+        open_only=open_only,
+    )
+    return page(alerts, size, alert_to_json, lambda last: {"before": last.id})
+
+
+def _campaign_json(campaign: Campaign) -> dict[str, Any]:
+    try:
+        from engine.campaigns import campaign_to_json
+    except ImportError:  # the campaign engine is not there yet: the health part alone
+        return {"id": campaign.id, "name": campaign.name, "status": campaign.status}
+    return campaign_to_json(campaign)
+
+
+@bp.post("/campaigns/<campaign_id>/enable-webhook")
+def enable_webhook(campaign_id: str) -> Any:
+    """Re-enable a disabled webhook: reset its failure count and release held notifications."""
+    session = get_session()
+    result = outbox.enable_webhook(session, workspace_id(), campaign_id, utcnow())
+    if result is None:
+        raise not_found("campaign", campaign_id)
+    campaign, released = result
+    session.commit()
+    body = _campaign_json(campaign)
+    body["health"] = {
+        "consecutive_failures": campaign.consecutive_failures,
+        "disabled": campaign.webhook_disabled,
+        "disabled_reason": campaign.disabled_reason,
+    }
+    body["released_notifications"] = released
+    return body
