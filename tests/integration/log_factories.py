@@ -62,17 +62,25 @@ def make_campaign(
 
 
 def make_contact(session: Session, workspace_id: str, external_id: str = "lead-1") -> Contact:
-    contact = Contact(workspace_id=workspace_id, external_id=external_id,
-                      attributes={"email": f"{external_id}@example.com"})
+    contact = Contact(
+        workspace_id=workspace_id,
+        external_id=external_id,
+        attributes={"email": f"{external_id}@example.com"},
+    )
     session.add(contact)
     session.flush()
     return contact
 
 
-def make_event(session: Session, workspace_id: str, contact: Contact | None,
-               name: str = "lead.create") -> Event:
-    event = Event(workspace_id=workspace_id, name=name,
-                  contact_id=contact.id if contact else None, properties={"score": 7})
+def make_event(
+    session: Session, workspace_id: str, contact: Contact | None, name: str = "lead.create"
+) -> Event:
+    event = Event(
+        workspace_id=workspace_id,
+        name=name,
+        contact_id=contact.id if contact else None,
+        properties={"score": 7},
+    )
     session.add(event)
     session.flush()
     return event
@@ -107,13 +115,18 @@ def make_notification(
         test=test,
         status=status,
         endpoint_host="127.0.0.1",
-        request=columns.pop("request", {
-            "method": "POST",
-            "url": campaign.channel.get("url", "http://127.0.0.1:9/hook"),
-            "headers": [{"name": "Content-Type", "value": "application/json"},
-                        {"name": "Authorization", "value": "Bearer ****"}],
-            "body": '{"id":"x","event":"lead.create","contact":{"email":"a@example.com"}}',
-        }),
+        request=columns.pop(
+            "request",
+            {
+                "method": "POST",
+                "url": campaign.channel.get("url", "http://127.0.0.1:9/hook"),
+                "headers": [
+                    {"name": "Content-Type", "value": "application/json"},
+                    {"name": "Authorization", "value": "Bearer ****"},
+                ],
+                "body": '{"id":"x","event":"lead.create","contact":{"email":"a@example.com"}}',
+            },
+        ),
         request_secrets=columns.pop("request_secrets", {"Authorization": "Bearer old-token"}),
         created_at=created_at,
         updated_at=created_at,
@@ -123,8 +136,9 @@ def make_notification(
     session.flush()
     for number, values in enumerate(attempts or (), start=1):
         started = values.pop("started_at", created_at + timedelta(seconds=number))
-        session.add(Attempt(notification_id=notification.id, number=number,
-                            started_at=started, **values))
+        session.add(
+            Attempt(notification_id=notification.id, number=number, started_at=started, **values)
+        )
     if attempts:
         notification.attempt_count = len(attempts)
         last = attempts[-1]

@@ -16,9 +16,13 @@ def test_hourly_counts_and_percentiles(db, workspace):
         other = make_campaign(s, workspace.id, name="Other")
         two_hours_ago = NOW - timedelta(hours=2)  # the 10:00 bucket
         for ms in range(1, 101):  # 100 delivered, durations 1..100 ms
-            make_notification(s, c, status="delivered", created_at=two_hours_ago,
-                              attempts=[{"status_code": 200, "duration_ms": ms,
-                                         "started_at": two_hours_ago}])
+            make_notification(
+                s,
+                c,
+                status="delivered",
+                created_at=two_hours_ago,
+                attempts=[{"status_code": 200, "duration_ms": ms, "started_at": two_hours_ago}],
+            )
         for _ in range(3):
             make_notification(s, c, status="failed", created_at=NOW - timedelta(minutes=5))
         make_notification(s, c, status="retrying", created_at=NOW - timedelta(minutes=5))
@@ -47,9 +51,19 @@ def test_daily_window(db, workspace):
     with db.transaction() as s:
         c = make_campaign(s, workspace.id)
         for days in (0, 2, 2, 6, 8):
-            make_notification(s, c, status="delivered", created_at=NOW - timedelta(days=days),
-                              attempts=[{"status_code": 200, "duration_ms": 10 * (days + 1),
-                                         "started_at": NOW - timedelta(days=days)}])
+            make_notification(
+                s,
+                c,
+                status="delivered",
+                created_at=NOW - timedelta(days=days),
+                attempts=[
+                    {
+                        "status_code": 200,
+                        "duration_ms": 10 * (days + 1),
+                        "started_at": NOW - timedelta(days=days),
+                    }
+                ],
+            )
     with db.session() as s:
         stats = campaign_stats(s, workspace.id, c.id, now=NOW, window="7d")
     assert len(stats.buckets) == 7

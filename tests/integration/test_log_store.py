@@ -36,14 +36,17 @@ def seeded(db: Database, workspace):
         b = make_campaign(s, workspace.id, name="B")
         rows = []
         for i in range(30):
-            rows.append(make_notification(
-                s, a if i % 2 else b,
-                status=("delivered", "failed", "retrying")[i % 3],
-                contact=f"lead-{i % 5}",
-                event="lead.create" if i % 4 else "lead.update",
-                test=(i == 7),
-                created_at=T0 + timedelta(minutes=i),
-            ))
+            rows.append(
+                make_notification(
+                    s,
+                    a if i % 2 else b,
+                    status=("delivered", "failed", "retrying")[i % 3],
+                    contact=f"lead-{i % 5}",
+                    event="lead.create" if i % 4 else "lead.update",
+                    test=(i == 7),
+                    created_at=T0 + timedelta(minutes=i),
+                )
+            )
         oc = make_campaign(s, other.id, name="Theirs")
         make_notification(s, oc, status="failed", created_at=T0 + timedelta(minutes=3))
     return {"a": a.id, "b": b.id, "ids": [r.id for r in rows], "other": other}
@@ -72,8 +75,12 @@ def test_newest_first_and_isolated(db, workspace, seeded):
         (lambda s: LogFilter(since=T0 + timedelta(minutes=10)), lambda i: i >= 10),
         (lambda s: LogFilter(until=T0 + timedelta(minutes=10)), lambda i: i <= 10),
         (
-            lambda s: LogFilter(campaign_id=s["b"], status="delivered",
-                                since=T0 + timedelta(minutes=5), until=T0 + timedelta(minutes=20)),
+            lambda s: LogFilter(
+                campaign_id=s["b"],
+                status="delivered",
+                since=T0 + timedelta(minutes=5),
+                until=T0 + timedelta(minutes=20),
+            ),
             lambda i: i % 2 == 0 and i % 3 == 0 and 5 <= i <= 20,
         ),
     ],
@@ -103,11 +110,20 @@ def test_pagination_is_stable_while_new_rows_arrive(db, workspace, seeded):
 def test_detail_has_attempts_in_order(db, workspace):
     with db.transaction() as s:
         c = make_campaign(s, workspace.id)
-        n = make_notification(s, c, status="failed", attempts=[
-            {"status_code": 500, "duration_ms": 12, "error_code": "http_status"},
-            {"status_code": 401, "duration_ms": 9, "error_code": "http_status",
-             "response_body": "bad key"},
-        ])
+        n = make_notification(
+            s,
+            c,
+            status="failed",
+            attempts=[
+                {"status_code": 500, "duration_ms": 12, "error_code": "http_status"},
+                {
+                    "status_code": 401,
+                    "duration_ms": 9,
+                    "error_code": "http_status",
+                    "response_body": "bad key",
+                },
+            ],
+        )
     other = make_workspace(db, "Other", "other@acme.test")
     with db.session() as s:
         detail = log_store.get_notification_detail(s, workspace.id, n.id)
@@ -139,8 +155,13 @@ def test_retry_requeues_and_second_call_is_noop(db, workspace):
 
 def test_retry_renders_again_with_the_current_recipe(db, workspace):
     with db.transaction() as s:
-        c = make_campaign(s, workspace.id, url="http://127.0.0.1:9/old",
-                          auth={"type": "bearer"}, secrets={"token": "old"})
+        c = make_campaign(
+            s,
+            workspace.id,
+            url="http://127.0.0.1:9/old",
+            auth={"type": "bearer"},
+            secrets={"token": "old"},
+        )
         contact = make_contact(s, workspace.id)
         event = make_event(s, workspace.id, contact)
         n = make_notification(s, c, status="failed", contact=contact, event=event)
@@ -171,8 +192,9 @@ def test_retry_with_a_broken_recipe_fails_with_render_error(db, workspace):
     with db.transaction() as s:
         c = make_campaign(s, workspace.id, url="http://127.0.0.1:9/{{ contact.missing }}")
         contact = make_contact(s, workspace.id)
-        n = make_notification(s, c, status="failed", contact=contact, event=None,
-                              attempts=[{"status_code": 500}])
+        n = make_notification(
+            s, c, status="failed", contact=contact, event=None, attempts=[{"status_code": 500}]
+        )
     with db.transaction() as s:
         row = retry_notification(s, workspace.id, n.id, SETTINGS)
         assert row.status == "failed" and row.error_code == "render_error"
@@ -223,9 +245,10 @@ def test_bulk_retry_is_idempotent_and_counts_progress(db, workspace):
         assert (finished.status, finished.done, finished.total) == ("done", 7, 7)
         statuses = [n.status for n in log_store.list_notifications(s, workspace.id, filters)]
         assert statuses.count("pending") == 7
-        assert log_store.list_notifications(s, workspace.id, LogFilter(campaign_id=b.id))[
-            0
-        ].status == "failed"
+        assert (
+            log_store.list_notifications(s, workspace.id, LogFilter(campaign_id=b.id))[0].status
+            == "failed"
+        )
     with db.transaction() as s:  # same filter inside the window: still the same job
         again, created = log_bulk.start_bulk_retry(s, workspace.id, filters, now)
         assert not created and again.id == job.id
@@ -242,13 +265,19 @@ def test_purge_expired_keeps_recent_and_open(db, workspace):
     with db.transaction() as s:
         c = make_campaign(s, workspace.id)
         expired = [
-            make_notification(s, c, status=st, created_at=old + timedelta(seconds=i),
-                              attempts=[{"status_code": 200}])
+            make_notification(
+                s,
+                c,
+                status=st,
+                created_at=old + timedelta(seconds=i),
+                attempts=[{"status_code": 200}],
+            )
             for i, st in enumerate(["delivered", "failed", "cancelled", "skipped"] * 3)
         ]
         held = make_notification(s, c, status="held", created_at=old)
-        fresh = make_notification(s, c, status="delivered", created_at=now,
-                                  attempts=[{"status_code": 200}])
+        fresh = make_notification(
+            s, c, status="delivered", created_at=now, attempts=[{"status_code": 200}]
+        )
     with db.session() as s:
         deleted = log_store.purge_expired(s, now - timedelta(days=30), batch_size=5)
     assert deleted == len(expired)
