@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.store.models import Attempt, Contact, Event, Notification
@@ -68,11 +68,8 @@ def update_contact_attributes(
     if not changes:
         return
     session.execute(
-        update(Contact)
-        .where(Contact.id == bindparam("b_id"))
-        .values(attributes=bindparam("b_attributes"), updated_at=now)
-        .execution_options(synchronize_session=False),
-        [{"b_id": cid, "b_attributes": attrs} for cid, attrs in changes.items()],
+        update(Contact),
+        [{"id": cid, "attributes": attrs, "updated_at": now} for cid, attrs in changes.items()],
     )
 
 
