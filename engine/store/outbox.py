@@ -28,7 +28,7 @@ from engine.store.models import Alert, Attempt, Campaign, Notification
 #: PostgreSQL channel on which new work is announced to every worker process.
 NOTIFY_CHANNEL = "hookcast_outbox"
 #: Added to a channel's timeout to make its lease: room for settling after the deadline.
-LEASE_MARGIN_SECONDS = 10.0
+LEASE_MARGIN_SECONDS = 5.0
 DEFAULT_TIMEOUT_SECONDS = 15
 MAX_TIMEOUT_SECONDS = 60
 DEFAULT_DISABLE_AFTER_FAILURES = 20
