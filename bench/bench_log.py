@@ -57,26 +57,29 @@ def generate_rows(
     rng = random.Random(7)
     start_ms = int((now - timedelta(days=30)).timestamp() * 1000)
     step = (30 * 86400 * 1000) // count
-    request = json.dumps({"method": "POST", "url": "https://api.example.com/hook",
-                          "headers": [], "body": "{}"})
+    request = json.dumps(
+        {"method": "POST", "url": "https://api.example.com/hook", "headers": [], "body": "{}"}
+    )
     rows = []
     for index in range(count):
         ms = start_ms + index * step
         created = datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
-        rows.append((
-            "msg_" + ulid_floor(ms)[:10] + _random_tail(rng),
-            workspace_id,
-            campaign_ids[index % len(campaign_ids)],
-            f"lead-{rng.randrange(5000)}",
-            EVENTS[index % len(EVENTS)],
-            index % 1000 == 0,
-            STATUSES[rng.randrange(100)],
-            1,
-            "api.example.com",
-            request,
-            created,
-            created,
-        ))
+        rows.append(
+            (
+                "msg_" + ulid_floor(ms)[:10] + _random_tail(rng),
+                workspace_id,
+                campaign_ids[index % len(campaign_ids)],
+                f"lead-{rng.randrange(5000)}",
+                EVENTS[index % len(EVENTS)],
+                index % 1000 == 0,
+                STATUSES[rng.randrange(100)],
+                1,
+                "api.example.com",
+                request,
+                created,
+                created,
+            )
+        )
     return rows
 
 
@@ -84,9 +87,13 @@ def seed(database: Database, count: int) -> tuple[str, list[str]]:
     with database.transaction() as session:
         workspace = accounts.create_workspace(session, "Bench")
         campaigns = [
-            Campaign(workspace_id=workspace.id, name=f"Campaign {i}", status="active",
-                     channel={"url": "https://api.example.com/hook"},
-                     signing_secret="whsec_" + "A" * 43 + "=")
+            Campaign(
+                workspace_id=workspace.id,
+                name=f"Campaign {i}",
+                status="active",
+                channel={"url": "https://api.example.com/hook"},
+                signing_secret="whsec_" + "A" * 43 + "=",
+            )
             for i in range(20)
         ]
         session.add_all(campaigns)
@@ -158,35 +165,42 @@ def run(label: str, url: str, count: int) -> None:
     migrate.upgrade(database)
     workspace_id, campaign_ids = seed(database, count)
     with database.session() as session:
-        middle = list_notifications(session, workspace_id, limit=count // 2)[-1].id \
-            if count <= 20_000 else None
+        middle = (
+            list_notifications(session, workspace_id, limit=count // 2)[-1].id
+            if count <= 20_000
+            else None
+        )
     if middle is None:  # a cursor half-way down, picked without reading half the table
         with database.session() as session:
-            rows = session.execute(text(
-                "SELECT id FROM notifications WHERE id < :bound ORDER BY id DESC LIMIT 1"
-            ), {"bound": "msg_" + ulid_floor(int(
-                (datetime.now(UTC) - timedelta(days=15)).timestamp() * 1000))}).all()
+            rows = session.execute(
+                text("SELECT id FROM notifications WHERE id < :bound ORDER BY id DESC LIMIT 1"),
+                {
+                    "bound": "msg_"
+                    + ulid_floor(int((datetime.now(UTC) - timedelta(days=15)).timestamp() * 1000))
+                },
+            ).all()
             middle = rows[0].id
     cases: list[tuple[str, LogFilter, str | None]] = [
         ("first page", LogFilter(), None),
         ("page at 15 days (cursor)", LogFilter(), middle),
         ("status=failed", LogFilter(status="failed"), None),
-        ("status=failed & campaign", LogFilter(status="failed", campaign_id=campaign_ids[3]),
-         None),
+        ("status=failed & campaign", LogFilter(status="failed", campaign_id=campaign_ids[3]), None),
         ("contact=lead-42", LogFilter(contact="lead-42"), None),
-        ("event & last 24 h", LogFilter(event="lead.update",
-                                        since=datetime.now(UTC) - timedelta(hours=24)), None),
+        (
+            "event & last 24 h",
+            LogFilter(event="lead.update", since=datetime.now(UTC) - timedelta(hours=24)),
+            None,
+        ),
     ]
 
     def baseline() -> None:
         with database.session() as session:
-            session.execute(
-                text("SELECT id FROM notifications ORDER BY id DESC LIMIT 50")
-            ).all()
+            session.execute(text("SELECT id FROM notifications ORDER BY id DESC LIMIT 50")).all()
 
     base_ms = timed(baseline)
     print(f"  baseline  bare SELECT id ... ORDER BY id DESC LIMIT 50: {base_ms:7.2f} ms")
     for name, filters, before in cases:
+
         def page(filters: LogFilter = filters, before: str | None = before) -> None:
             with database.session() as session:
                 list_notifications(session, workspace_id, filters, limit=51, before_id=before)
@@ -194,8 +208,14 @@ def run(label: str, url: str, count: int) -> None:
         ms = timed(page)
         verdict = "ok" if ms <= 50 else "OVER 50 ms"
         print(f"  {name:<28} {ms:7.2f} ms  ({ms / base_ms:5.1f}x baseline)  {verdict}")
-        print(explain(database, lambda s, f=filters, b=before: list_notifications(
-            s, workspace_id, f, limit=51, before_id=b)))
+        print(
+            explain(
+                database,
+                lambda s, f=filters, b=before: list_notifications(
+                    s, workspace_id, f, limit=51, before_id=b
+                ),
+            )
+        )
 
     def stats() -> None:
         with database.session() as session:

@@ -92,9 +92,7 @@ def _legend(series: Sequence[Series]) -> list[str]:
 
 def stacked_bars(title: str, labels: Sequence[str], series: Sequence[Series]) -> str:
     """One stacked bar per label; ``series`` values are counts aligned with ``labels``."""
-    totals = [
-        sum((s.values[i] or 0) for s in series) for i in range(len(labels))
-    ]
+    totals = [sum((s.values[i] or 0) for s in series) for i in range(len(labels))]
     top = nice_ceiling(max(totals, default=0))
     parts = _frame(title, labels, top, "")
     plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT

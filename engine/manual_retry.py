@@ -44,7 +44,10 @@ def channel_with_secrets(channel: Mapping[str, Any], secrets: Mapping[str, Any] 
 
 
 def refresh_request(
-    session: Session, notification: Notification, campaign: Campaign, settings: RenderSettings,
+    session: Session,
+    notification: Notification,
+    campaign: Campaign,
+    settings: RenderSettings,
     now: datetime,
 ) -> RenderError | None:
     """Render the notification's request again from the campaign's current recipe.
@@ -58,13 +61,20 @@ def refresh_request(
         return None  # the data it was made from is gone: send the stored request again
     workspace = session.get(Workspace, notification.workspace_id)
     variables = build_variables(
-        contact=None if contact is None else {
-            "id": contact.id, "external_id": contact.external_id,
+        contact=None
+        if contact is None
+        else {
+            "id": contact.id,
+            "external_id": contact.external_id,
             "attributes": contact.attributes,
         },
-        event=None if event is None else {
-            "id": event.client_id or event.id, "name": event.name,
-            "occurred_at": event.occurred_at, "properties": event.properties,
+        event=None
+        if event is None
+        else {
+            "id": event.client_id or event.id,
+            "name": event.name,
+            "occurred_at": event.occurred_at,
+            "properties": event.properties,
         },
         campaign={"id": campaign.id, "name": campaign.name},
         workspace={"id": notification.workspace_id, "name": workspace.name if workspace else ""},
@@ -79,10 +89,16 @@ def refresh_request(
         )
     except RenderError as exc:
         notification.attempt_count += 1
-        session.add(Attempt(
-            notification_id=notification.id, number=notification.attempt_count,
-            started_at=now, duration_ms=0, error_code="render_error", error_message=str(exc),
-        ))
+        session.add(
+            Attempt(
+                notification_id=notification.id,
+                number=notification.attempt_count,
+                started_at=now,
+                duration_ms=0,
+                error_code="render_error",
+                error_message=str(exc),
+            )
+        )
         notification.status = "failed"
         notification.error_code = "render_error"
         notification.error_message = str(exc)

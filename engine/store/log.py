@@ -248,8 +248,13 @@ def cancel_notification(
     changed = session.execute(
         update(Notification)
         .where(Notification.id == notification.id, Notification.status == notification.status)
-        .values(status="cancelled", reason="cancelled by a user", next_attempt_at=None,
-                leased_by=None, updated_at=now)
+        .values(
+            status="cancelled",
+            reason="cancelled by a user",
+            next_attempt_at=None,
+            leased_by=None,
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     ).rowcount
     session.refresh(notification)
@@ -289,11 +294,14 @@ def list_campaign_alerts(
 
 
 def count_open_alerts(session: Session, workspace_id: str) -> int:
-    return session.scalar(
-        select(func.count())
-        .select_from(Alert)
-        .where(Alert.workspace_id == workspace_id, Alert.acknowledged_at.is_(None))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Alert)
+            .where(Alert.workspace_id == workspace_id, Alert.acknowledged_at.is_(None))
+        )
+        or 0
+    )
 
 
 def acknowledge_alerts(
@@ -304,9 +312,7 @@ def acknowledge_alerts(
     alert_ids: Iterable[str] | None = None,
 ) -> int:
     """Acknowledge the given open alerts (all when ``alert_ids`` is None); returns how many."""
-    query = update(Alert).where(
-        Alert.workspace_id == workspace_id, Alert.acknowledged_at.is_(None)
-    )
+    query = update(Alert).where(Alert.workspace_id == workspace_id, Alert.acknowledged_at.is_(None))
     if alert_ids is not None:
         query = query.where(Alert.id.in_(list(alert_ids)))
     result = session.execute(

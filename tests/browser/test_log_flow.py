@@ -48,17 +48,26 @@ def test_401_is_explained_fixed_and_retried(
         "body": {"mode": "default"},
         "retry": {"policy": "none"},
     }
-    status, campaign = live_server.api("POST", "/campaigns", {
-        "name": "CRM sync",
-        "trigger": {"type": "event", "events": ["lead.create"]},
-        "webhook": webhook,
-    })
+    status, campaign = live_server.api(
+        "POST",
+        "/campaigns",
+        {
+            "name": "CRM sync",
+            "trigger": {"type": "event", "events": ["lead.create"]},
+            "webhook": webhook,
+        },
+    )
     assert status == 201, campaign
     status, body = live_server.api("POST", f"/campaigns/{campaign['id']}/activate")
     assert status == 200, body
-    status, body = live_server.api("POST", "/events", {
-        "name": "lead.create", "contact": {"external_id": "lead-401"},
-    })
+    status, body = live_server.api(
+        "POST",
+        "/events",
+        {
+            "name": "lead.create",
+            "contact": {"external_id": "lead-401"},
+        },
+    )
     assert status == 202, body
     notification_id = body["events"][0]["notifications"][0]
     if isinstance(notification_id, dict):
@@ -80,14 +89,16 @@ def test_401_is_explained_fixed_and_retried(
     expect(page.locator("#attempt-1")).to_contain_text("HTTP 401")
     expect(page.locator("#attempt-1 .response-body")).to_contain_text('"error": "invalid api key"')
     expect(page.locator("#explanation")).to_contain_text("the receiver refused the credentials")
-    expect(page.locator("#explanation")).to_contain_text(
-        "check the auth settings of this campaign"
-    )
+    expect(page.locator("#explanation")).to_contain_text("check the auth settings of this campaign")
     expect(page.get_by_text("Bearer ****").first).to_be_visible()
 
-    status, body = live_server.api("PATCH", f"/campaigns/{campaign['id']}", {
-        "webhook": {"auth": {"type": "bearer", "token": GOOD_TOKEN}},
-    })
+    status, body = live_server.api(
+        "PATCH",
+        f"/campaigns/{campaign['id']}",
+        {
+            "webhook": {"auth": {"type": "bearer", "token": GOOD_TOKEN}},
+        },
+    )
     assert status == 200, body
     page.get_by_role("button", name="Retry now").click()
     expect(page.get_by_text("Queued for sending now.")).to_be_visible()

@@ -36,8 +36,13 @@ def _wait_for_job(api, job_id):
 def test_list_filters_and_cursor(api, db, workspace, campaign):
     with db.transaction() as s:
         ids = [
-            make_notification(s, campaign, status="failed" if i % 2 else "delivered",
-                              contact=f"lead-{i}", created_at=T0 + timedelta(minutes=i)).id
+            make_notification(
+                s,
+                campaign,
+                status="failed" if i % 2 else "delivered",
+                contact=f"lead-{i}",
+                created_at=T0 + timedelta(minutes=i),
+            ).id
             for i in range(7)
         ]
     first = api.get("/notifications?limit=3").get_json()
@@ -50,20 +55,44 @@ def test_list_filters_and_cursor(api, db, workspace, campaign):
     assert failed["next_cursor"] is None
     ranged = api.get(
         "/notifications",
-        query_string={"since": "2026-03-01T12:02:00Z", "until": "2026-03-01T12:04:00Z",
-                      "contact": "lead-3", "test": "false"},
+        query_string={
+            "since": "2026-03-01T12:02:00Z",
+            "until": "2026-03-01T12:04:00Z",
+            "contact": "lead-3",
+            "test": "false",
+        },
     ).get_json()
     assert [n["id"] for n in ranged["data"]] == [ids[3]]
     row = ranged["data"][0]
-    assert set(row) >= {"id", "campaign_id", "contact_external_id", "event_id", "event_name",
-                        "test", "status", "reason", "attempt_count", "next_attempt_at",
-                        "created_at", "delivered_at", "request", "error"}
+    assert set(row) >= {
+        "id",
+        "campaign_id",
+        "contact_external_id",
+        "event_id",
+        "event_name",
+        "test",
+        "status",
+        "reason",
+        "attempt_count",
+        "next_attempt_at",
+        "created_at",
+        "delivered_at",
+        "request",
+        "error",
+    }
     assert row["created_at"] == "2026-03-01T12:03:00.000Z"
 
 
 @pytest.mark.parametrize(
-    "query", ["status=lost", "test=maybe", "since=yesterday", "cursor=%%%", "limit=0",
-              "since=2026-03-02T00:00:00Z&until=2026-03-01T00:00:00Z"],
+    "query",
+    [
+        "status=lost",
+        "test=maybe",
+        "since=yesterday",
+        "cursor=%%%",
+        "limit=0",
+        "since=2026-03-02T00:00:00Z&until=2026-03-01T00:00:00Z",
+    ],
 )
 def test_bad_filters_are_refused_with_the_envelope(api, query):
     response = api.get(f"/notifications?{query}")
@@ -73,13 +102,26 @@ def test_bad_filters_are_refused_with_the_envelope(api, query):
 
 def test_detail_has_masked_request_and_attempts(api, db, campaign):
     with db.transaction() as s:
-        n = make_notification(s, campaign, status="failed", attempts=[
-            {"status_code": 401, "duration_ms": 31, "error_code": "http_status",
-             "error_message": "HTTP 401", "response_headers": {"Content-Type": "text/plain"},
-             "response_body": "invalid api key"},
-            {"error_code": "timeout", "error_message": "no response within 5 s",
-             "duration_ms": 5000},
-        ])
+        n = make_notification(
+            s,
+            campaign,
+            status="failed",
+            attempts=[
+                {
+                    "status_code": 401,
+                    "duration_ms": 31,
+                    "error_code": "http_status",
+                    "error_message": "HTTP 401",
+                    "response_headers": {"Content-Type": "text/plain"},
+                    "response_body": "invalid api key",
+                },
+                {
+                    "error_code": "timeout",
+                    "error_message": "no response within 5 s",
+                    "duration_ms": 5000,
+                },
+            ],
+        )
     body = api.get(f"/notifications/{n.id}").get_json()
     assert body["request"]["headers"][1] == {"name": "Authorization", "value": "Bearer ****"}
     assert "old-token" not in str(body)
@@ -96,10 +138,12 @@ def test_other_workspace_is_404_everywhere(app, client, db, campaign):
         n = make_notification(s, campaign, status="failed")
     other = ApiClient(client, make_workspace(db, "Other", "other@acme.test"))
     assert other.get("/notifications").get_json()["data"] == []
-    for method, path in [("get", f"/notifications/{n.id}"),
-                         ("post", f"/notifications/{n.id}/retry"),
-                         ("post", f"/notifications/{n.id}/cancel"),
-                         ("get", f"/campaigns/{campaign.id}/stats")]:
+    for method, path in [
+        ("get", f"/notifications/{n.id}"),
+        ("post", f"/notifications/{n.id}/retry"),
+        ("post", f"/notifications/{n.id}/cancel"),
+        ("get", f"/campaigns/{campaign.id}/stats"),
+    ]:
         response = getattr(other, method)(path)
         assert response.status_code == 404, path
         assert response.get_json()["error"]["code"] == "not_found"
@@ -151,8 +195,13 @@ def test_bulk_retry_runs_in_background_once(api, db, workspace, campaign):
 def test_campaign_stats_json(api, db, campaign):
     now = utcnow()
     with db.transaction() as s:
-        make_notification(s, campaign, status="delivered", created_at=now,
-                          attempts=[{"status_code": 200, "duration_ms": 42, "started_at": now}])
+        make_notification(
+            s,
+            campaign,
+            status="delivered",
+            created_at=now,
+            attempts=[{"status_code": 200, "duration_ms": 42, "started_at": now}],
+        )
         make_notification(s, campaign, status="failed", created_at=now)
     stats = api.get(f"/campaigns/{campaign.id}/stats").get_json()
     assert stats["window"] == "24h" and len(stats["buckets"]) == 24

@@ -11,7 +11,14 @@ NS = "{http://www.w3.org/2000/svg}"
 
 def test_nice_ceiling():
     assert [nice_ceiling(v) for v in (0, 1, 3, 7, 10, 11, 240, 5000)] == [
-        1, 1, 5, 10, 10, 20, 500, 5000
+        1,
+        1,
+        5,
+        10,
+        10,
+        20,
+        500,
+        5000,
     ]
 
 

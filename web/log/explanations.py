@@ -93,8 +93,7 @@ STATUSES: dict[int, Explanation] = {
     ),
     429: Explanation(
         "the receiver is rate limiting us",
-        "retries wait as long as the receiver asks (Retry-After); nothing to do unless it "
-        "persists",
+        "retries wait as long as the receiver asks (Retry-After); nothing to do unless it persists",
     ),
 }
 

@@ -64,7 +64,9 @@ def campaign_health(campaign_id: str) -> str:
     day = log_stats.campaign_stats(session, g.workspace.id, campaign.id, now=now, window="24h")
     week = log_stats.campaign_stats(session, g.workspace.id, campaign.id, now=now, window="7d")
     held = log_store.list_notifications(
-        session, g.workspace.id, log_store.LogFilter(campaign_id=campaign.id, status="held"),
+        session,
+        g.workspace.id,
+        log_store.LogFilter(campaign_id=campaign.id, status="held"),
         limit=1,
     )
     return render_template(

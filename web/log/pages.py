@@ -87,9 +87,9 @@ def notification_detail(notification_id: str) -> str:
     if detail is None:
         abort(404)
     notification = detail.notification
-    log_bodies = bool((detail.campaign.channel if detail.campaign else {}).get(
-        "log_response_body", True
-    ))
+    log_bodies = bool(
+        (detail.campaign.channel if detail.campaign else {}).get("log_response_body", True)
+    )
     request_snapshot = notification.request or {}
     return render_template(
         "log/detail.html",
