@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, g, redirect, render_template, url_for
+from flask import Blueprint, Flask, redirect, url_for
 from werkzeug.wrappers import Response
 
-from engine.store import campaigns as campaign_store
-from engine.store import templates as template_store
-from web.auth import login_required
 from web.database import get_session
 
 bp = Blueprint("builder", __name__)
@@ -30,21 +27,11 @@ def healthz() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-@bp.get("/campaigns")
-@login_required
-def campaigns() -> str:
-    rows = campaign_store.list_campaigns(get_session(), g.workspace.id)
-    return render_template("builder/campaigns.html", campaigns=rows)
-
-
-@bp.get("/templates")
-@login_required
-def templates() -> str:
-    rows = template_store.list_templates(get_session(), g.workspace.id)
-    return render_template("builder/templates.html", templates=rows)
-
-
 def init_app(app: Flask) -> None:
-    from web.builder import settings  # noqa: F401  (registers routes on bp)
+    # Importing the modules registers their routes on bp.
+    from web.builder import campaign_json, campaigns, settings, templates_pages  # noqa: F401
+    from web.builder.editing import condition_value_text
 
     app.register_blueprint(bp)
+    app.add_template_filter(condition_value_text)
+

@@ -1,0 +1,206 @@
+"""The campaign editor's JSON endpoints (session login + CSRF header, not API keys).
+
+Each one is the twin of an API call: save = ``PATCH /campaigns/<id>``, preview =
+``POST /render``, test-send = ``POST /campaigns/<id>/test``, rotate-secret and
+save-as-template likewise. They load with the API's schemas and call the same engine
+functions; errors come back located (``webhook.body.fields[2].source``) for the page.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import g, request
+from marshmallow import ValidationError
+
+from engine import campaigns as campaign_service
+from engine import triggers
+from engine.rules_sql import audience_sql_supported
+from engine.store import builder_lookups, contacts
+from web.api import campaigns as api_campaigns
+from web.auth import login_required, require_role
+from web.builder import bp
+from web.builder.campaigns import load_campaign
+from web.builder.editing import (
+    EditorError,
+    channel_warnings,
+    flatten_messages,
+    json_payload,
+    preview_request,
+    render_settings,
+    validation_failed,
+)
+from web.database import get_session
+from web.schemas.campaign import CampaignActionSchema, CampaignSchema
+
+CONTACT_SEARCH_LIMIT = 10
+
+
+def refused(exc: campaign_service.CampaignError) -> EditorError:
+    """A lifecycle rule's refusal, its problems located like validation errors."""
+    details: dict[str, list[str]] = {}
+    for problem in exc.problems:
+        details.setdefault(problem.get("path") or "_schema", []).append(problem["message"])
+    return EditorError(exc.status, f"Not saved: {exc.message}.", details)
+
+
+@bp.errorhandler(EditorError)
+def _editor_error(exc: EditorError) -> Any:
+    return exc.response()
+
+
+@bp.post("/campaigns/<campaign_id>/save")
+@login_required
+def campaign_save(campaign_id: str) -> dict[str, Any]:
+    require_role("editor")
+    db = get_session()
+    campaign = load_campaign(campaign_id)
+    payload = json_payload()
+    schema = CampaignSchema(
+        settings=render_settings(),
+        base_channel=campaign_service.masked_channel(
+            campaign.channel, campaign.channel_secrets, campaign.signing_secret
+        ),
+        stored_trigger=campaign.trigger,
+        partial=True,
+    )
+    try:
+        changes = schema.load(payload)
+        changes.pop("template_id", None)
+        campaign_service.update_campaign(db, campaign, changes, settings=render_settings())
+    except ValidationError as exc:
+        db.rollback()
+        raise validation_failed(exc) from None
+    except campaign_service.CampaignError as exc:
+        db.rollback()
+        raise refused(exc) from None
+    db.commit()
+    saved = campaign_service.campaign_to_json(campaign)
+    return {**saved, "warnings": channel_warnings(campaign.channel)}
+
+
+@bp.post("/campaigns/<campaign_id>/preview")
+@login_required
+def campaign_preview(campaign_id: str) -> dict[str, Any]:
+    """Viewers may preview too: nothing is sent or stored."""
+    campaign = load_campaign(campaign_id)
+    payload = json_payload()
+    return preview_request(
+        payload.get("webhook"),
+        campaign.channel_secrets,
+        payload,
+        campaign={"id": campaign.id, "name": campaign.name},
+    )
+
+
+@bp.post("/campaigns/<campaign_id>/test-send")
+@login_required
+def campaign_test_send(campaign_id: str) -> dict[str, Any]:
+    """Send the saved webhook once, now, to a test contact: ``POST /campaigns/<id>/test``.
+
+    The very view of the API answers, with this request's JSON body, acting for the
+    logged-in user's workspace; its errors come back as the same envelope.
+    """
+    require_role("editor")
+    load_campaign(campaign_id)
+    g.workspace_id = g.workspace.id
+    return api_campaigns.test_send(campaign_id)
+
+
+@bp.post("/campaigns/<campaign_id>/schedule-preview")
+@login_required
+def campaign_schedule_preview(campaign_id: str) -> dict[str, Any]:
+    """The schedule in words and its next fire time, as the marketer types it."""
+    load_campaign(campaign_id)
+    trigger = json_payload().get("trigger")
+    problems = triggers.validate_trigger(trigger)
+    if problems:
+        details: dict[str, list[str]] = {}
+        for problem in problems:
+            details.setdefault(problem.path, []).append(problem.message)
+        raise EditorError(422, "The schedule is not valid yet.", details)
+    upcoming = triggers.next_fire_time(trigger, after=datetime.now(UTC))
+    zone = ZoneInfo(trigger.get("timezone") or "UTC")
+    return {
+        "description": triggers.describe_schedule(trigger),
+        "next_fire_time": upcoming,
+        "next_fire_local": upcoming.astimezone(zone).strftime("%a %d %b %Y %H:%M %Z")
+        if upcoming
+        else None,
+    }
+
+
+@bp.post("/campaigns/<campaign_id>/audience-estimate")
+@login_required
+def campaign_audience_estimate(campaign_id: str) -> dict[str, Any]:
+    """How many contacts a schedule's audience would address if it fired now."""
+    load_campaign(campaign_id)
+    conditions = json_payload().get("conditions")
+    problems = audience_sql_supported(conditions)
+    if problems:
+        details: dict[str, list[str]] = {}
+        for problem in problems:
+            details.setdefault(problem.path, []).append(problem.message)
+        raise EditorError(422, "Finish the audience conditions to see its size.", details)
+    count = builder_lookups.count_matching_contacts(
+        get_session(), g.workspace.id, conditions, now=datetime.now(UTC)
+    )
+    noun = "contact matches" if count == 1 else "contacts match"
+    return {"count": count, "text": f"{count} {noun} these conditions right now."}
+
+
+@bp.get("/campaigns/<campaign_id>/contacts")
+@login_required
+def campaign_contact_search(campaign_id: str) -> dict[str, Any]:
+    """Contacts whose external id starts with ``q``, for the Test tab."""
+    load_campaign(campaign_id)
+    prefix = request.args.get("q", "").strip()[:255]
+    found = contacts.list_contacts(
+        get_session(), g.workspace.id, limit=CONTACT_SEARCH_LIMIT, external_id_prefix=prefix or None
+    )
+    return {
+        "data": [
+            {
+                "external_id": c.external_id,
+                "label": c.external_id
+                + (
+                    f" · {c.attributes['email']}"
+                    if isinstance(c.attributes.get("email"), str)
+                    else ""
+                ),
+            }
+            for c in found
+        ]
+    }
+
+
+@bp.post("/campaigns/<campaign_id>/rotate-secret")
+@login_required
+def campaign_rotate_secret(campaign_id: str) -> dict[str, Any]:
+    require_role("editor")
+    db = get_session()
+    campaign = load_campaign(campaign_id)
+    secret = campaign_service.rotate_secret(db, campaign)
+    db.commit()
+    return {"secret": secret}
+
+
+@bp.post("/campaigns/<campaign_id>/save-as-template")
+@login_required
+def campaign_save_as_template(campaign_id: str) -> dict[str, Any]:
+    require_role("editor")
+    db = get_session()
+    campaign = load_campaign(campaign_id)
+    try:
+        data = CampaignActionSchema().load(json_payload())
+    except ValidationError as exc:
+        raise EditorError(
+            422, "The template needs a name.", flatten_messages(exc.normalized_messages())
+        ) from None
+    template = campaign_service.save_as_template(
+        db, campaign, name=data.get("name"), description=data.get("description", "")
+    )
+    db.commit()
+    return {"id": template.id, "name": template.name}

@@ -1,0 +1,263 @@
+"""Shared parts of the builder's JSON endpoints: located errors, previews, editor context.
+
+The editors post the same JSON the REST API takes; these helpers turn marshmallow and
+engine errors into ``{"error": {"code", "message", "details": {location: [messages]}}}``
+where every location is a flat path such as ``webhook.body.fields[2].source``, which is
+what the page's script uses to put each message beside its field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zoneinfo
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from flask import Response, current_app, g, jsonify, request
+from jinja2 import Undefined
+from marshmallow import ValidationError
+
+from engine.campaigns import channel_with_secrets, split_channel
+from engine.channel import variables_without_fallback
+from engine.render import (
+    RenderError,
+    RenderSettings,
+    build_variables,
+    render_request,
+    sample_variables,
+)
+from engine.store import builder_lookups, contacts
+from web import engine_settings
+from web.database import get_session
+from web.schemas.channel import WebhookChannelSchema
+
+SAMPLE_CONTACT = {
+    "external_id": "lead-1042",
+    "attributes": {"email": "ada@example.com", "first_name": "Ada", "plan": "pro", "score": 87},
+}
+SAMPLE_EVENT_PROPERTIES = {"status": "qualified", "score": 42}
+_LIST_INDEX = re.compile(r"\.(\d+)(?=[.\[]|$)")
+BASE_VARIABLES = (
+    "contact.id",
+    "contact.external_id",
+    "event.name",
+    "event.id",
+    "event.occurred_at",
+    "campaign.id",
+    "campaign.name",
+    "workspace.id",
+    "workspace.name",
+    "notification.id",
+    "now",
+)
+
+
+class EditorError(Exception):
+    """A request the editor cannot act on; answered as the error envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        details: Mapping[str, list[str]] | None = None,
+        code: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.details = status, message, dict(details or {})
+        self.code = code or ("validation_error" if status == 422 else "error")
+
+    def response(self) -> Response:
+        answer = jsonify(
+            {"error": {"code": self.code, "message": self.message, "details": self.details}}
+        )
+        answer.status_code = self.status
+        return answer
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages as ``{"a.b[2].c": [...]}`` (``_schema`` folds upward)."""
+    flat: dict[str, list[str]] = {}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if key == "_schema":
+                    walk(value, path)
+                elif isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+                    walk(value, f"{path}[{key}]")
+                else:
+                    walk(value, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list | tuple) and all(isinstance(item, str) for item in node):
+            flat.setdefault(path or "_schema", []).extend(node)
+        elif isinstance(node, list | tuple):
+            for index, item in enumerate(node):
+                walk(item, f"{path}[{index}]")
+        else:
+            flat.setdefault(path or "_schema", []).append(str(node))
+
+    walk(messages, prefix)
+    # Other schemas flatten list positions as ".0": one spelling for the page, "[0]".
+    return {_LIST_INDEX.sub(r"[\1]", loc): texts for loc, texts in flat.items()}
+
+
+def validation_failed(
+    exc: ValidationError, prefix: str = "", doing: str = "Not saved"
+) -> EditorError:
+    details = flatten_messages(exc.normalized_messages(), prefix)
+    count = sum(len(v) for v in details.values())
+    noun = "problem" if count == 1 else "problems"
+    return EditorError(422, f"{doing}: {count} {noun} to fix.", details)
+
+
+def json_payload() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise EditorError(400, "The page sent something that is not a JSON object. Reload it.")
+    return data
+
+
+def render_settings() -> RenderSettings:
+    return RenderSettings.from_settings(engine_settings(current_app))
+
+
+def channel_warnings(channel: Mapping[str, Any], prefix: str = "webhook") -> list[dict[str, Any]]:
+    """Variables used without a fallback, located like errors (shown before saving)."""
+    return [
+        {**p.as_dict(), "location": f"{prefix}.{p.location}" if p.location else prefix}
+        for p in variables_without_fallback(channel)
+    ]
+
+
+def _test_contact(spec: Any) -> dict[str, Any]:
+    if spec is None:
+        return {"id": None, **SAMPLE_CONTACT}
+    if not isinstance(spec, dict):
+        raise EditorError(
+            422, "The test contact must be a JSON object.", {"contact": ["must be an object"]}
+        )
+    if "attributes" in spec:
+        if not isinstance(spec["attributes"], dict):
+            raise EditorError(
+                422,
+                "contact.attributes must be an object.",
+                {"contact": ["attributes must be an object"]},
+            )
+        return {
+            "id": None,
+            "external_id": spec.get("external_id"),
+            "attributes": spec["attributes"],
+        }
+    external_id = spec.get("external_id")
+    if not isinstance(external_id, str) or not external_id:
+        raise EditorError(
+            422,
+            'Give the contact as {"external_id": …} or {"attributes": {…}}.',
+            {"contact": ["needs external_id or attributes"]},
+        )
+    stored = contacts.get_contact(get_session(), g.workspace.id, external_id)
+    if stored is None:
+        raise EditorError(
+            404,
+            f"There is no contact {external_id!r} in this workspace.",
+            {"contact": ["not found"]},
+        )
+    return {"id": stored.id, "external_id": stored.external_id, "attributes": stored.attributes}
+
+
+def _test_event(spec: Any) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or not isinstance(spec.get("properties") or {}, dict):
+        raise EditorError(
+            422,
+            "The event properties must be a JSON object.",
+            {"event": ["properties must be an object"]},
+        )
+    return {
+        "id": spec.get("id") or "evt_preview",
+        "name": spec.get("name") or "preview.event",
+        "occurred_at": datetime.now(UTC),
+        "properties": spec.get("properties") or {},
+    }
+
+
+def preview_request(
+    webhook: Any,
+    stored_secrets: Mapping[str, Any] | None,
+    payload: Mapping[str, Any],
+    *,
+    campaign: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The render twin of ``POST /api/v1/render`` for the editor: masked request + warnings.
+
+    Blank write-only secrets are filled from the stored ones (``stored_secrets``), as saving
+    would keep them, so the preview shows what will really be sent.
+    """
+    if not isinstance(webhook, dict):
+        raise EditorError(422, "The webhook settings are missing.")
+    settings = render_settings()
+    webhook = channel_with_secrets(*split_channel(webhook, stored_secrets))
+    try:
+        channel = WebhookChannelSchema(settings=settings).load(webhook)
+    except ValidationError as exc:
+        raise validation_failed(exc, "webhook", "No preview") from None
+    variables = build_variables(
+        contact=_test_contact(payload.get("contact")),
+        event=_test_event(payload.get("event")),
+        campaign=campaign,
+        workspace={"id": g.workspace.id, "name": g.workspace.name},
+        notification_id="msg_preview",
+        now=datetime.now(UTC),
+    )
+    try:
+        rendered = render_request(channel, variables, settings)
+    except RenderError as exc:
+        location = f"webhook.{exc.location}" if exc.location else "webhook"
+        raise EditorError(422, str(exc), {location: [exc.message]}, code=exc.code) from None
+    return {"request": rendered.masked(), "warnings": channel_warnings(channel)}
+
+
+def condition_value_text(value: Any) -> str:
+    """A condition value as the builder's value box shows it (lists comma-separated).
+
+    Text that would read back as a number, boolean or null is quoted, so it stays text.
+    """
+    if value is None or isinstance(value, Undefined):
+        return ""
+    if isinstance(value, list):
+        return ", ".join(condition_value_text(item) for item in value)
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        return json.dumps(value) if not isinstance(parsed, dict | list) else value
+    return json.dumps(value)
+
+
+@lru_cache(maxsize=1)
+def timezone_names() -> tuple[str, ...]:
+    return tuple(sorted(n for n in zoneinfo.available_timezones() if "/" in n or n == "UTC"))
+
+
+def suggestions(workspace_id: str) -> dict[str, list[str]]:
+    """Known event names and the field paths the condition builder and mappings offer."""
+    session = get_session()
+    attributes = builder_lookups.contact_attribute_paths(session, workspace_id)
+    properties = builder_lookups.event_property_paths(session, workspace_id)
+    sample = sample_variables()
+    sample_paths = [f"contact.{k}" for k in sample["contact"] if k not in ("id", "external_id")]
+    variables = sorted(set(BASE_VARIABLES) | set(attributes) | set(properties))
+    fields = sorted({"contact.external_id", "event.name"} | set(attributes) | set(properties))
+    return {
+        "known_events": builder_lookups.known_event_names(session, workspace_id),
+        "field_suggestions": fields or ["contact.external_id", "event.name", *sample_paths],
+        "variable_paths": variables,
+    }
+
+
+def editor_error_handler(exc: EditorError) -> Response:
+    return exc.response()

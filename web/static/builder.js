@@ -1,0 +1,682 @@
+// The campaign and template editors: rows, condition builder, tabs, live preview, test send.
+// The form is read back into the same JSON the REST API takes and posted to the builder's
+// session-authenticated JSON endpoints (CSRF token in X-CSRFToken). Every text that came
+// from data is written with textContent, never innerHTML. No build step, no dependencies.
+"use strict";
+(() => {
+  const root = document.querySelector("[data-editor]");
+  if (!root) return;
+  const kind = root.dataset.editor; // "campaign" or "template"
+  const editable = root.dataset.editable === "true";
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (selector, scope = root) => scope.querySelector(selector);
+  const $$ = (selector, scope = root) => Array.from(scope.querySelectorAll(selector));
+  let dirty = false;
+
+  // ---------------------------------------------------------------- server calls
+
+  async function postJSON(url, payload) {
+    let response;
+    try {
+      response = await fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf },
+        body: JSON.stringify(payload),
+      });
+    } catch (error) {
+      return { ok: false, status: 0, data: { error: { message: "The server could not be reached. Check your connection and try again." } } };
+    }
+    let data = null;
+    try { data = await response.json(); } catch (error) { data = null; }
+    if (!response.ok && !(data && data.error)) {
+      const message = response.status === 403 ? "You do not have the rights to do this."
+        : response.status === 400 ? "The page has expired: reload it and try again."
+          : `The server answered ${response.status}.`;
+      data = { error: { message } };
+    }
+    return { ok: response.ok, status: response.status, data };
+  }
+
+  async function getJSON(url) {
+    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    return response.ok ? response.json() : null;
+  }
+
+  function debounce(fn, wait) {
+    let timer = null;
+    return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), wait); };
+  }
+
+  // ---------------------------------------------------------------- tabs
+
+  function selectTab(name) {
+    const tabs = $$("[data-tab]");
+    if (!tabs.length) { schedulePreview(); return; }
+    if (!tabs.some((tab) => tab.dataset.tab === name)) name = tabs.length ? tabs[0].dataset.tab : name;
+    for (const tab of tabs) tab.setAttribute("aria-selected", String(tab.dataset.tab === name));
+    for (const panel of $$("[data-panel]")) panel.hidden = panel.dataset.panel !== name;
+    if (history.replaceState) history.replaceState(null, "", `#${name}`);
+    if (name === "test" || name === "content") schedulePreview();
+  }
+
+  // ---------------------------------------------------------------- conditional visibility
+
+  function controlValue(name) {
+    const selector = name.startsWith("@") ? `[data-when="${name.slice(1)}"]` : `[data-path="${name}"]`;
+    for (const el of $$(selector)) {
+      if (el.type === "radio") { if (el.checked) return el.value; continue; }
+      if (el.type === "checkbox") return el.checked ? "on" : "off";
+      return el.value;
+    }
+    return "";
+  }
+
+  function refreshVisibility() {
+    for (const el of $$("[data-show-when]")) {
+      const [name, values] = el.dataset.showWhen.split("=");
+      el.hidden = !values.split("|").includes(controlValue(name));
+    }
+    for (const row of $$('[data-row="field"]')) {
+      const fromVariable = $('[data-key="kind"]', row).value === "source";
+      $('[data-key="source"]', row).hidden = !fromVariable;
+      $('[data-key="value"]', row).hidden = fromVariable;
+    }
+    for (const leaf of $$("[data-cond-leaf]")) {
+      const op = $("[data-cond-op]", leaf).value;
+      $("[data-cond-value]", leaf).hidden = op === "exists" || op === "not_exists";
+    }
+  }
+
+  // Switched off by a choice (auth type, body mode…): such controls are not part of the JSON.
+  // A control in a tab that is merely not on screen still is.
+  const isShown = (el) => !el.closest("[data-show-when][hidden]");
+
+  // ---------------------------------------------------------------- rows and condition builder
+
+  function cloneTemplate(name) {
+    const template = $(`template[data-template="${name}"]`);
+    return template.content.firstElementChild.cloneNode(true);
+  }
+
+  function addRow(name) {
+    const row = cloneTemplate(name);
+    $(`[data-rows="${name}"]`).appendChild(row);
+    const first = row.querySelector("input, select, textarea");
+    if (first) first.focus();
+  }
+
+  function addCondition(button) {
+    const group = button.closest("[data-cond-group]");
+    const node = cloneTemplate(button.dataset.condAdd === "group" ? "cond-group" : "cond-leaf");
+    $(":scope > [data-cond-children]", group).appendChild(node);
+    const first = node.querySelector("input");
+    if (first) first.focus();
+  }
+
+  function conditionValue(text, op) {
+    if (op === "exists" || op === "not_exists") return undefined;
+    if (op === "in" || op === "not_in") {
+      return text.split(",").map((part) => part.trim()).filter((part) => part !== "").map(scalar);
+    }
+    return scalar(text.trim());
+  }
+
+  // Numbers, true/false and null are typed as such; "quoted" text stays text.
+  function scalar(text) {
+    if (text === "") return "";
+    try {
+      const value = JSON.parse(text);
+      if (value === null || ["number", "boolean", "string"].includes(typeof value)) return value;
+    } catch (error) { /* plain text */ }
+    return text;
+  }
+
+  function collectGroup(group, path) {
+    const join = $(":scope > .cond-head [data-cond-join]", group).value;
+    const items = [];
+    group.dataset.loc = path;
+    for (const child of $(":scope > [data-cond-children]", group).children) {
+      const at = `${path}.${join}[${items.length}]`;
+      if (child.matches("[data-cond-group]")) {
+        items.push(collectGroup(child, at));
+      } else if (child.matches("[data-cond-leaf]")) {
+        const field = $("[data-cond-field]", child);
+        const op = $("[data-cond-op]", child);
+        const value = $("[data-cond-value]", child);
+        child.dataset.loc = at;
+        field.dataset.loc = `${at}.field`;
+        op.dataset.loc = `${at}.op`;
+        value.dataset.loc = `${at}.value`;
+        const leaf = { field: field.value.trim(), op: op.value };
+        const parsed = conditionValue(value.value, op.value);
+        if (parsed !== undefined) leaf.value = parsed;
+        items.push(leaf);
+      } else if (child.matches("[data-cond-raw]")) {
+        child.dataset.loc = at;
+        items.push(JSON.parse($("[data-cond-raw-json]", child).value));
+      }
+    }
+    return { [join]: items };
+  }
+
+  function collectConditions(loc) {
+    const container = $(`[data-conditions][data-loc="${loc}"]`);
+    if (!container) return undefined;
+    const tree = collectGroup($(":scope > [data-cond-group]", container), loc);
+    return (tree.all || tree.any).length ? tree : undefined;
+  }
+
+  // ---------------------------------------------------------------- reading the form into JSON
+
+  function setPath(target, path, value) {
+    const parts = path.split(".");
+    let node = target;
+    for (const part of parts.slice(0, -1)) node = node[part] = node[part] || {};
+    node[parts[parts.length - 1]] = value;
+  }
+
+  function wholeNumber(text) {
+    const trimmed = String(text).trim();
+    return /^-?\d+$/.test(trimmed) ? parseInt(trimmed, 10) : trimmed;
+  }
+
+  function collectChannel(prefix) {
+    const channel = {};
+    for (const el of $$(`[data-path^="${prefix}."]`)) {
+      if (!isShown(el)) continue;
+      if (el.type === "radio" && !el.checked) continue;
+      let value = el.type === "checkbox" ? el.checked : el.value;
+      if (el.dataset.type === "int") value = wholeNumber(value);
+      if (el.hasAttribute("data-secret") && value === "") continue; // blank keeps the saved secret
+      setPath(channel, el.dataset.path.slice(prefix.length + 1), value);
+    }
+    channel.headers = $$('[data-rows="header"] > [data-row]').map((row, index) => {
+      const at = `${prefix}.headers[${index}]`;
+      row.dataset.loc = at;
+      for (const input of $$("[data-key]", row)) input.dataset.loc = `${at}.${input.dataset.key}`;
+      return { name: $('[data-key="name"]', row).value.trim(), value: $('[data-key="value"]', row).value };
+    });
+    if (channel.body && channel.body.mode === "mapping") {
+      channel.body.fields = $$('[data-rows="field"] > [data-row]').map((row, index) => {
+        const at = `${prefix}.body.fields[${index}]`;
+        row.dataset.loc = at;
+        for (const input of $$("[data-key]", row)) input.dataset.loc = `${at}.${input.dataset.key}`;
+        const get = (key) => $(`[data-key="${key}"]`, row).value;
+        const field = { name: get("name").trim() };
+        if (get("kind") === "source") field.source = get("source").trim();
+        else field.value = get("value");
+        if (get("fallback") !== "") field.fallback = get("fallback");
+        if (get("type")) field.type = get("type");
+        return field;
+      });
+    }
+    if (channel.retry && channel.retry.policy === "custom") {
+      channel.retry = {
+        schedule: $("[data-retry-schedule]").value.split(",").map((s) => s.trim()).filter(Boolean).map(wholeNumber),
+        max_attempts: wholeNumber($("[data-retry-max]").value),
+      };
+    }
+    return channel;
+  }
+
+  function collectTrigger() {
+    if (controlValue("trigger.type") === "schedule") {
+      const trigger = { type: "schedule" };
+      if (controlValue("@schedule-kind") === "at") {
+        const at = $("[data-schedule-at]").value;
+        trigger.at = at.length === 16 ? `${at}:00` : at;
+      } else {
+        trigger.cron = $("[data-schedule-cron]").value.trim();
+      }
+      trigger.timezone = $("[data-schedule-timezone]").value.trim() || "UTC";
+      return trigger;
+    }
+    const events = $$("[data-event-name]").filter((box) => box.checked).map((box) => box.value);
+    for (const line of $("[data-event-patterns]").value.split("\n")) {
+      if (line.trim() && !events.includes(line.trim())) events.push(line.trim());
+    }
+    const trigger = { type: "event", events };
+    const conditions = collectConditions("trigger.conditions");
+    if (conditions) trigger.conditions = conditions;
+    return trigger;
+  }
+
+  function collectCampaign() {
+    const trigger = collectTrigger();
+    const audience = {
+      test_contacts: $("[data-test-contacts]").value.split(",").map((s) => s.trim()).filter(Boolean),
+    };
+    if (trigger.type === "schedule") {
+      const conditions = collectConditions("audience.conditions");
+      if (conditions) audience.conditions = conditions;
+    }
+    let cap = null;
+    if ($("[data-cap-enabled]").checked) {
+      const per = wholeNumber($("[data-cap-per]").value);
+      const unit = parseInt($("[data-cap-unit]").value, 10);
+      cap = { max: wholeNumber($("[data-cap-max]").value), per_seconds: Number.isInteger(per) ? per * unit : per };
+    }
+    return {
+      name: $('[data-path="name"]').value,
+      trigger,
+      audience,
+      frequency_cap: cap,
+      webhook: collectChannel("webhook"),
+    };
+  }
+
+  function collectTemplate() {
+    return {
+      name: $('[data-path="name"]').value,
+      description: $('[data-path="description"]').value,
+      webhook: collectChannel("webhook"),
+    };
+  }
+
+  const collect = () => (kind === "campaign" ? collectCampaign() : collectTemplate());
+
+  // ---------------------------------------------------------------- messages beside fields
+
+  function clearErrors() {
+    for (const el of $$(".field-error[data-error-for]")) el.remove();
+    for (const el of $$("[aria-invalid]")) el.removeAttribute("aria-invalid");
+    for (const tab of $$("[data-tab]")) tab.classList.remove("has-error");
+    const box = $("[data-errors-box]");
+    box.hidden = true;
+    box.textContent = "";
+  }
+
+  function findTarget(location) {
+    let loc = location;
+    while (loc) {
+      const escaped = CSS.escape(loc);
+      const candidates = $$(`[data-loc="${escaped}"], [data-path="${escaped}"]`).filter(isShown);
+      if (candidates.length) return candidates[0];
+      const cut = Math.max(loc.lastIndexOf("."), loc.lastIndexOf("["));
+      if (cut <= 0) break;
+      loc = loc.slice(0, cut);
+    }
+    return null;
+  }
+
+  function placeMessage(target, location, text, cls) {
+    const message = document.createElement("p");
+    message.className = cls;
+    message.dataset.errorFor = location;
+    message.textContent = text;
+    if (target.matches("input, select, textarea")) {
+      if (cls === "field-error") target.setAttribute("aria-invalid", "true");
+      const row = target.closest("[data-row], [data-cond-leaf]");
+      (row || target).insertAdjacentElement("afterend", message);
+    } else if (target.matches("[data-row], [data-cond-leaf], [data-cond-raw]")) {
+      target.insertAdjacentElement("afterend", message);
+    } else {
+      target.appendChild(message);
+    }
+    const panel = target.closest("[data-panel]");
+    if (panel) {
+      const tab = $(`[data-tab="${panel.dataset.panel}"]`);
+      if (tab) tab.classList.add("has-error");
+    }
+    return panel;
+  }
+
+  function showErrors(error) {
+    const details = (error && error.details) || {};
+    const box = $("[data-errors-box]");
+    const heading = document.createElement("p");
+    heading.textContent = (error && error.message) || "Not saved.";
+    box.appendChild(heading);
+    const list = document.createElement("ul");
+    let firstPanel = null;
+    for (const [location, messages] of Object.entries(details)) {
+      for (const text of [].concat(messages)) {
+        const target = findTarget(location);
+        const panel = target ? placeMessage(target, location, text, "field-error") : null;
+        firstPanel = firstPanel || panel;
+        const item = document.createElement("li");
+        item.textContent = location && location !== "_schema" ? `${location}: ${text}` : text;
+        list.appendChild(item);
+      }
+    }
+    box.appendChild(list);
+    box.hidden = false;
+    if (firstPanel) selectTab(firstPanel.dataset.panel);
+  }
+
+  function showWarnings(warnings) {
+    for (const el of $$(".field-warning[data-error-for]")) el.remove();
+    const list = $("[data-warnings]");
+    if (!list) return;
+    list.textContent = "";
+    for (const warning of warnings || []) {
+      const item = document.createElement("li");
+      item.textContent = warning.location ? `${warning.location}: ${warning.message}` : warning.message;
+      list.appendChild(item);
+      const target = warning.location && findTarget(warning.location);
+      if (target && target.closest('[data-panel="content"]')) {
+        placeMessage(target, warning.location, `⚠ ${warning.message}`, "field-warning");
+      }
+    }
+  }
+
+  function setSaveState(text) {
+    const state = $("[data-save-state]");
+    if (state) state.textContent = text;
+  }
+
+  function markDirty() {
+    if (!editable) return;
+    dirty = true;
+    setSaveState("Unsaved changes");
+  }
+
+  // ---------------------------------------------------------------- save
+
+  async function save() {
+    clearErrors();
+    setSaveState("Saving…");
+    const result = await postJSON(root.dataset.saveUrl, collect());
+    if (!result.ok) {
+      showErrors(result.data.error);
+      setSaveState("Not saved: see the messages");
+      return false;
+    }
+    dirty = false;
+    setSaveState("Saved");
+    for (const input of $$("[data-secret]")) {
+      if (input.value) input.placeholder = "leave blank to keep";
+      input.value = "";
+    }
+    const title = $('[data-testid="campaign-title"], [data-testid="template-title"]');
+    if (title && result.data.name) title.textContent = result.data.name;
+    showWarnings(result.data.warnings);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- preview and test data
+
+  function parseJSONField(selector, what) {
+    const el = $(selector);
+    try {
+      return JSON.parse(el.value || "{}");
+    } catch (error) {
+      throw new Error(`The ${what} is not valid JSON: ${error.message}`);
+    }
+  }
+
+  function testData() {
+    const data = {};
+    if (kind === "campaign" && controlValue("@test-source") === "contact") {
+      const chosen = $("[data-test-contact]").value;
+      if (chosen) data.contact = { external_id: chosen };
+    } else {
+      data.contact = parseJSONField("[data-sample-contact]", "sample contact");
+    }
+    if (kind === "template" || controlValue("trigger.type") !== "schedule") {
+      data.event = {
+        name: $("[data-sample-event-name]").value.trim(),
+        properties: parseJSONField("[data-sample-event-properties]", "event properties"),
+      };
+    }
+    return data;
+  }
+
+  let previewSequence = 0;
+
+  async function preview() {
+    const box = $("[data-preview]");
+    if (!box) return;
+    const sequence = ++previewSequence;
+    const problem = $("[data-preview-error]");
+    const state = $("[data-preview-state]");
+    let payload;
+    try {
+      payload = { webhook: collectChannel("webhook"), ...testData() };
+    } catch (error) {
+      problem.textContent = error.message;
+      problem.hidden = false;
+      return;
+    }
+    state.textContent = "updating…";
+    const result = await postJSON(root.dataset.previewUrl, payload);
+    if (sequence !== previewSequence) return; // a newer preview is on its way
+    state.textContent = "";
+    problem.textContent = "";
+    if (!result.ok) {
+      const error = result.data.error || {};
+      const heading = document.createElement("p");
+      heading.textContent = error.message || "The request cannot be rendered.";
+      problem.appendChild(heading);
+      for (const [location, messages] of Object.entries(error.details || {})) {
+        const line = document.createElement("p");
+        line.textContent = `${location}: ${[].concat(messages).join(" ")}`;
+        problem.appendChild(line);
+      }
+      problem.hidden = false;
+      box.classList.add("stale");
+      return;
+    }
+    problem.hidden = true;
+    box.classList.remove("stale");
+    const request = result.data.request;
+    $("[data-preview-method]").textContent = request.method;
+    $("[data-preview-url]").textContent = request.url;
+    fillHeaders($("[data-preview-headers]"), request.headers.map((h) => [h.name, h.value]));
+    $("[data-preview-body]").textContent = prettyBody(request.body);
+    showWarnings(result.data.warnings);
+  }
+
+  const schedulePreview = debounce(preview, 350);
+
+  function prettyBody(text) {
+    if (!text) return "(no body)";
+    try { return JSON.stringify(JSON.parse(text), null, 2); } catch (error) { return text; }
+  }
+
+  function fillHeaders(tbody, pairs) {
+    tbody.textContent = "";
+    for (const [name, value] of pairs) {
+      const row = tbody.insertRow();
+      row.insertCell().textContent = name;
+      row.insertCell().textContent = value;
+    }
+  }
+
+  // ---------------------------------------------------------------- test send
+
+  async function testSend(button) {
+    if (dirty && !(await save())) return;
+    let payload;
+    try { payload = testData(); } catch (error) { window.alert(error.message); return; }
+    const section = $("[data-test-result]");
+    const badge = $("[data-result-badge]");
+    const summary = $("[data-result-summary]");
+    button.disabled = true;
+    section.hidden = false;
+    badge.className = "badge";
+    badge.textContent = "sending";
+    summary.textContent = "Sending the request…";
+    fillHeaders($("[data-result-headers]"), []);
+    $("[data-result-body]").textContent = "";
+    $("[data-result-link]").textContent = "";
+    const result = await postJSON(root.dataset.testUrl, payload);
+    button.disabled = false;
+    const data = result.data || {};
+    const response = data.response;
+    if (result.ok && response) {
+      const good = response.status_code >= 200 && response.status_code < 300;
+      badge.className = `badge ${good ? "badge-delivered" : "badge-failed"}`;
+      badge.textContent = String(response.status_code);
+      summary.textContent = `${good ? "Delivered" : "The endpoint answered with an error"}: HTTP ${response.status_code} in ${response.duration_ms} ms`;
+      const headers = response.headers || {};
+      fillHeaders($("[data-result-headers]"), Array.isArray(headers) ? headers.map((h) => [h.name, h.value]) : Object.entries(headers));
+      $("[data-result-body]").textContent = prettyBody(response.body || "");
+    } else {
+      const error = data.error || {};
+      badge.className = "badge badge-failed";
+      badge.textContent = error.code || "failed";
+      summary.textContent = error.message || "The test could not be sent.";
+    }
+    if (data.notification_id) {
+      $("[data-result-link]").textContent = `Logged as test notification ${data.notification_id}.`;
+    }
+  }
+
+  // ---------------------------------------------------------------- schedule, audience, contacts
+
+  const refreshSchedule = debounce(async () => {
+    const target = $("[data-schedule-preview]");
+    if (!target || controlValue("trigger.type") !== "schedule") return;
+    const result = await postJSON(root.dataset.scheduleUrl, { trigger: collectTrigger() });
+    const data = result.data || {};
+    target.classList.toggle("field-error", !result.ok);
+    if (!result.ok) {
+      const details = (data.error && data.error.details) || {};
+      target.textContent = Object.values(details).flat().join(" ") || data.error.message;
+    } else {
+      target.textContent = data.next_fire_time ? `${data.description} · next: ${data.next_fire_local}` : `${data.description} · no further fire time`;
+    }
+  }, 300);
+
+  const refreshEstimate = debounce(async () => {
+    const target = $("[data-audience-estimate]");
+    if (!target || controlValue("trigger.type") !== "schedule") return;
+    let conditions;
+    try { conditions = collectConditions("audience.conditions"); } catch (error) { return; }
+    const result = await postJSON(root.dataset.estimateUrl, { conditions: conditions || null });
+    const data = result.data || {};
+    target.textContent = result.ok ? data.text : (data.error && data.error.message) || "";
+  }, 500);
+
+  const searchContacts = debounce(async (text) => {
+    const list = $("[data-contact-results]");
+    list.textContent = "";
+    if (!text.trim()) return;
+    const data = await getJSON(`${root.dataset.contactsUrl}?q=${encodeURIComponent(text.trim())}`);
+    for (const contact of (data && data.data) || []) {
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "link";
+      button.dataset.pickContact = contact.external_id;
+      button.textContent = contact.label;
+      item.appendChild(button);
+      list.appendChild(item);
+    }
+    if (!list.children.length) {
+      const item = document.createElement("li");
+      item.className = "muted";
+      item.textContent = "No contact starts with that id.";
+      list.appendChild(item);
+    }
+  }, 250);
+
+  function pickContact(externalId) {
+    const select = $("[data-test-contact]");
+    let option = Array.from(select.options).find((o) => o.value === externalId);
+    if (!option) {
+      option = new Option(externalId, externalId);
+      select.add(option);
+    }
+    select.value = externalId;
+    $("[data-contact-results]").textContent = "";
+    schedulePreview();
+  }
+
+  // ---------------------------------------------------------------- secret rotation, templates
+
+  async function rotateSecret(button) {
+    if (!window.confirm(button.dataset.confirmText)) return;
+    const result = await postJSON(button.dataset.url, {});
+    const box = $("[data-rotated-secret]");
+    if (result.ok) {
+      $("[data-rotated-secret-value]").textContent = result.data.secret;
+      box.hidden = false;
+      box.scrollIntoView({ block: "nearest" });
+    } else {
+      window.alert(result.data.error.message);
+    }
+  }
+
+  async function saveAsTemplate(button) {
+    const errorLine = $("[data-template-error]");
+    errorLine.textContent = "";
+    if (dirty && !(await save())) {
+      errorLine.textContent = "Fix the campaign's problems first: it must be saved before it becomes a template.";
+      return;
+    }
+    const result = await postJSON(button.dataset.url, {
+      name: $("[data-template-name]").value,
+      description: $("[data-template-description]").value,
+    });
+    if (!result.ok) {
+      const details = result.data.error.details || {};
+      errorLine.textContent = Object.values(details).flat().join(" ") || result.data.error.message;
+      return;
+    }
+    button.closest("dialog").close();
+    setSaveState(`Saved as template “${result.data.name}”`);
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  root.addEventListener("click", (event) => {
+    const target = event.target.closest("button");
+    if (!target) return;
+    if (target.dataset.tab) selectTab(target.dataset.tab);
+    else if (target.dataset.addRow) { addRow(target.dataset.addRow); markDirty(); schedulePreview(); }
+    else if (target.hasAttribute("data-remove-row")) { target.closest("[data-row]").remove(); markDirty(); schedulePreview(); }
+    else if (target.dataset.condAdd) { addCondition(target); markDirty(); }
+    else if (target.hasAttribute("data-cond-remove")) {
+      target.closest("[data-cond-group], [data-cond-leaf], [data-cond-raw]").remove();
+      markDirty();
+      refreshEstimate();
+    }
+    else if (target.hasAttribute("data-save")) save();
+    else if (target.hasAttribute("data-test-send")) testSend(target);
+    else if (target.hasAttribute("data-rotate-secret")) rotateSecret(target);
+    else if (target.dataset.openDialog) $(`dialog[data-dialog="${target.dataset.openDialog}"]`).showModal();
+    else if (target.hasAttribute("data-close-dialog")) target.closest("dialog").close();
+    else if (target.hasAttribute("data-save-template")) saveAsTemplate(target);
+    else if (target.dataset.pickContact) pickContact(target.dataset.pickContact);
+    else return;
+    refreshVisibility();
+  });
+
+  function onEdit(event) {
+    const el = event.target;
+    if (el.closest("dialog")) return;
+    if (el.matches("[data-contact-search]")) { searchContacts(el.value); return; }
+    refreshVisibility();
+    if (el.closest(".editor-fields")) markDirty();
+    if (el.closest('[data-panel="content"], [data-panel="test"]')) schedulePreview();
+    if (el.closest('[data-panel="setup"]')) {
+      refreshSchedule();
+      refreshEstimate();
+      if (el.matches('[data-path="trigger.type"]')) schedulePreview();
+    }
+  }
+  root.addEventListener("input", onEdit);
+  root.addEventListener("change", onEdit);
+
+  // A lifecycle button (activate, pause…) saves pending edits first, then submits.
+  for (const form of $$("form")) {
+    form.addEventListener("submit", async (event) => {
+      if (!dirty || event.defaultPrevented) return;
+      event.preventDefault();
+      if (await save()) form.submit();
+    });
+  }
+
+  window.addEventListener("beforeunload", (event) => {
+    if (dirty) { event.preventDefault(); event.returnValue = ""; }
+  });
+
+  refreshVisibility();
+  selectTab((location.hash || "#setup").slice(1));
+  refreshSchedule();
+  refreshEstimate();
+  schedulePreview();
+})();
