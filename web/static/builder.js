@@ -315,7 +315,7 @@
       target.appendChild(message);
     }
     const panel = target.closest("[data-panel]");
-    if (panel) {
+    if (panel && cls === "field-error") {
       const tab = $(`[data-tab="${panel.dataset.panel}"]`);
       if (tab) tab.classList.add("has-error");
     }
