@@ -1,0 +1,298 @@
+"""Delivery benchmark: throughput against a bare requests loop, wake-up latency, isolation.
+
+Run: ``.venv/bin/python bench/bench_delivery.py [--postgres URL] [--count 5000]``.
+Receivers run as a separate process (a ThreadingHTTPServer on 127.0.0.1 answering 200 at
+once, and one on 127.0.0.2 that stalls every request for 10 s). Everything is measured in
+this run; ratios compare against the bare loop measured against the same receiver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine import crypto
+from engine.netguard import parse_networks
+from engine.store import Database, accounts, migrate
+from engine.store.models import Notification
+from engine.transport import Transport
+from engine.worker import Worker
+from tests.integration import factories
+
+THREADS = int(os.environ.get("BENCH_SENDER_THREADS", "16"))
+STALL_SECONDS = 10
+
+
+# -- receivers (separate process) -------------------------------------------------------------
+
+
+def _receiver_main(ports: multiprocessing.Queue) -> None:
+    arrivals: list[tuple[str, float]] = []
+    lock = threading.Lock()
+
+    class Fast(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            now = time.time()
+            msg_id = self.headers.get("webhook-id")
+            if msg_id:
+                with lock:
+                    arrivals.append((msg_id, now))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def do_GET(self) -> None:  # /arrivals: hand over and forget what was recorded
+            with lock:
+                body = json.dumps(arrivals).encode()
+                arrivals.clear()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Stalling(Fast):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            time.sleep(STALL_SECONDS)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    fast = ThreadingHTTPServer(("127.0.0.1", 0), Fast)
+    stall = ThreadingHTTPServer(("127.0.0.2", 0), Stalling)
+    for server in (fast, stall):
+        server.daemon_threads = True
+        server.request_queue_size = 128
+    threading.Thread(target=stall.serve_forever, daemon=True).start()
+    ports.put((fast.server_address[1], stall.server_address[1]))
+    fast.serve_forever()
+
+
+def arrivals(port: int) -> dict[str, float]:
+    return dict(requests.get(f"http://127.0.0.1:{port}/arrivals", timeout=10).json())
+
+
+# -- databases --------------------------------------------------------------------------------
+
+
+def fresh_database(kind: str, postgres_url: str | None) -> tuple[Database, object]:
+    if kind == "sqlite":
+        path = Path(tempfile.mkdtemp()) / "bench.sqlite3"
+        database = Database(f"sqlite:///{path}")
+        cleanup: object = path
+    else:
+        admin_url = make_url(postgres_url)
+        name = f"hookcast_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        database = Database(admin_url.set(database=name).render_as_string(hide_password=False))
+        cleanup = (admin, name)
+    migrate.upgrade(database)
+    return database, cleanup
+
+
+def drop_database(database: Database, cleanup: object) -> None:
+    database.dispose()
+    if isinstance(cleanup, tuple):
+        admin, name = cleanup
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def setup_campaign(database: Database, url: str, **overrides: object) -> tuple[str, str, str]:
+    with database.transaction() as session:
+        workspace = accounts.create_workspace(session, "Bench")
+        campaign = factories.make_campaign(session, workspace.id, url, **overrides)
+        contact = factories.make_contact(session, workspace.id)
+        return workspace.id, campaign.id, contact.id
+
+
+def insert_batch(database: Database, campaign_id: str, contact_id: str, count: int) -> list[str]:
+    from engine.store.models import Campaign, Contact
+
+    ids = []
+    with database.transaction() as session:
+        campaign = session.get(Campaign, campaign_id)
+        contact = session.get(Contact, contact_id)
+        for _ in range(count):
+            ids.append(factories.make_notification(session, campaign, contact, announce=False).id)
+    return ids
+
+
+def delivered(database: Database, ids_count: int) -> bool:
+    with database.session() as session:
+        done = session.scalar(
+            select(func.count()).where(Notification.status.in_(("delivered", "failed")))
+        )
+    return done >= ids_count
+
+
+def new_worker(database: Database) -> tuple[Worker, Transport]:
+    transport = Transport(allowed_networks=parse_networks("127.0.0.0/8"))
+    worker = Worker(database, transport, threads=THREADS, poll_interval=1.0)
+    return worker, transport
+
+
+# -- measurements -----------------------------------------------------------------------------
+
+
+def bare_loop(port: int, database: Database, ids: list[str]) -> float:
+    """Requests per second of one requests.Session posting the same bodies, one by one."""
+    with database.session() as session:
+        bodies = [
+            r.request["body"].encode()
+            for r in session.scalars(select(Notification).where(Notification.id.in_(ids)))
+        ]
+    url = f"http://127.0.0.1:{port}/hook"
+    with requests.Session() as http:
+        started = time.perf_counter()
+        for body in bodies:
+            response = http.post(url, data=body, headers={"Content-Type": "application/json"})
+            response.content  # noqa: B018
+        elapsed = time.perf_counter() - started
+    arrivals(port)
+    return len(bodies) / elapsed
+
+
+def throughput(database: Database, port: int, count: int) -> tuple[float, list[str]]:
+    _, campaign_id, contact_id = setup_campaign(database, f"http://127.0.0.1:{port}/hook")
+    ids = insert_batch(database, campaign_id, contact_id, count)
+    worker, transport = new_worker(database)
+    started = time.perf_counter()
+    worker.start()
+    while not delivered(database, count):
+        time.sleep(0.25)
+    elapsed = time.perf_counter() - started
+    worker.stop(5)
+    transport.close()
+    got = arrivals(port)
+    assert len(set(got) & set(ids)) == count, "not every notification arrived"
+    return count / elapsed, ids
+
+
+def paced_latency(
+    database: Database, port: int, rate: float, seconds: float, stall_url: str | None
+) -> list[float]:
+    """Latency (ms) from the creating commit to the receiver, at ``rate`` per second."""
+    _, campaign_id, contact_id = setup_campaign(database, f"http://127.0.0.1:{port}/hook")
+    stall_campaign = None
+    if stall_url:
+        _, stall_campaign, stall_contact = setup_campaign(database, stall_url, timeout_seconds=15)
+    worker, transport = new_worker(database)
+    worker.start()
+    created: dict[str, float] = {}
+    total = int(rate * seconds)
+    next_at = time.perf_counter()
+    for n in range(total):
+        [nid] = insert_batch_announced(database, campaign_id, contact_id)
+        created[nid] = time.time()
+        if stall_campaign and n % 5 == 0:  # 20 stalled notifications per second
+            insert_batch_announced(database, stall_campaign, stall_contact)
+        next_at += 1 / rate
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    deadline = time.monotonic() + 30
+    got: dict[str, float] = {}
+    while len(got) < total and time.monotonic() < deadline:
+        got.update(arrivals(port))
+        time.sleep(0.1)
+    worker.stop(0.5)
+    transport.close()
+    return [(got[i] - created[i]) * 1000 for i in created if i in got]
+
+
+def insert_batch_announced(database: Database, campaign_id: str, contact_id: str) -> list[str]:
+    from engine.store import outbox
+    from engine.store.models import Campaign, Contact
+
+    with database.transaction() as session:
+        campaign = session.get(Campaign, campaign_id)
+        contact = session.get(Contact, contact_id)
+        nid = factories.make_notification(session, campaign, contact, announce=False).id
+        outbox.announce_new_notifications(session)
+    return [nid]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--postgres", default=os.environ.get("HOOKCAST_TEST_POSTGRES_URL"))
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    crypto.configure_encryption(crypto.generate_key())
+
+    ports: multiprocessing.Queue = multiprocessing.Queue()
+    receiver = multiprocessing.Process(target=_receiver_main, args=(ports,), daemon=True)
+    receiver.start()
+    port, stall_port = ports.get(timeout=10)
+    stall_url = f"http://127.0.0.2:{stall_port}/hook"
+
+    rows = []
+    kinds = ["sqlite"] + (["postgres"] if args.postgres else [])
+    for kind in kinds:
+        database, cleanup = fresh_database(kind, args.postgres)
+        try:
+            rate, ids = throughput(database, port, args.count)
+            bare = bare_loop(port, database, ids)
+            unloaded = paced_latency(database, port, args.rate, args.seconds, None)
+            stalled = paced_latency(database, port, args.rate, args.seconds, stall_url)
+        finally:
+            drop_database(database, cleanup)
+        rows.append((kind, rate, bare, unloaded, stalled))
+        print(f"[{kind}] done", file=sys.stderr)
+
+    print(f"\nDelivery benchmark ({os.cpu_count()} cores, SENDER_THREADS={THREADS})")
+    header = (
+        f"{'db':9} {'deliveries/s':>12} {'bare loop/s':>11} {'ratio':>6} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'stall p50':>9} {'stall p99':>9} {'p99 ratio':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for kind, rate, bare, unloaded, stalled in rows:
+        print(
+            f"{kind:9} {rate:12.0f} {bare:11.0f} {rate / bare:6.2f} "
+            f"{statistics.median(unloaded):7.1f} {pct(unloaded, 0.99):7.1f} "
+            f"{statistics.median(stalled):9.1f} {pct(stalled, 0.99):9.1f} "
+            f"{pct(stalled, 0.99) / pct(unloaded, 0.99):9.2f}"
+        )
+    print(
+        "\nlatency: commit of a new notification -> arrival at the receiver, "
+        f"{args.rate:.0f}/s for {args.seconds:.0f} s; 'stall': the same while another "
+        f"endpoint (127.0.0.2) stalls every request for {STALL_SECONDS} s (20 new/s)."
+    )
+    receiver.terminate()
+
+
+if __name__ == "__main__":
+    main()
