@@ -58,7 +58,7 @@ def contacts_by_external_id(
 def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert new contacts (``id``, ``workspace_id``, ``external_id``, ``attributes``...)."""
     if rows:
-        session.execute(insert(Contact), rows)
+        session.connection().execute(insert(Contact.__table__), rows)
 
 
 def update_contact_attributes(
@@ -75,17 +75,18 @@ def update_contact_attributes(
 
 def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(Event), rows)
+        session.connection().execute(insert(Event.__table__), rows)
 
 
 def insert_notifications(
     session: Session, rows: list[dict[str, Any]], attempts: Sequence[dict[str, Any]] = ()
 ) -> None:
     """Bulk-insert rendered notification rows and their render-failure attempt rows."""
+    connection = session.connection()
     if rows:
-        session.execute(insert(Notification), rows)
+        connection.execute(insert(Notification.__table__), rows)
     if attempts:
-        session.execute(insert(Attempt), list(attempts))
+        connection.execute(insert(Attempt.__table__), list(attempts))
 
 
 def recent_notification_counts(

@@ -118,7 +118,11 @@ class ApiKey(Base):
 
 class Contact(Base):
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("workspace_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "external_id"),
+        # Schedule audiences page through a workspace's contacts by id (keyset).
+        Index("ix_contacts_workspace_page", "workspace_id", "id"),
+    )
 
     id: Mapped[str] = _id("con")
     workspace_id: Mapped[str] = _workspace_fk()

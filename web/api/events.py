@@ -24,9 +24,8 @@ from web import engine_settings
 from web.api import bp, json_body, workspace_id
 from web.api.errors import ApiError
 from web.database import get_session
-from web.schemas.event import EventSchema
+from web.schemas.event import load_event
 
-_SCHEMA = EventSchema()
 _ATTEMPTS = 3  # a concurrent request may create the same contact or client id first
 
 
@@ -34,7 +33,11 @@ def _flatten(messages: Any, prefix: str) -> dict[str, list[str]]:
     if isinstance(messages, dict):
         flat: dict[str, list[str]] = {}
         for key, value in messages.items():
-            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+            if key == "_schema":
+                name = prefix or "event"
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(_flatten(value, name))
         return flat
     return {prefix: messages if isinstance(messages, list) else [str(messages)]}
 
@@ -66,11 +69,8 @@ def _parse(body: Any) -> tuple[list[IncomingEvent], bool]:
                 f"{MAX_EVENT_BYTES // 1024} KiB",
                 details={"index": index, "size": size, "limit": MAX_EVENT_BYTES},
             )
-        if not isinstance(item, dict):
-            errors[prefix or "event"] = ["must be an object"]
-            continue
         try:
-            data = _SCHEMA.load(item)
+            data = load_event(item, size)
         except ValidationError as exc:
             errors.update(_flatten(exc.normalized_messages(), prefix))
             if len(errors) >= 50:

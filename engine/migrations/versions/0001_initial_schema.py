@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 05:23:41.310916
+Create Date: 2026-11-22 05:39:23.992199
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('contacts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contacts_workspace_id'), ['workspace_id'], unique=False)
+        batch_op.create_index('ix_contacts_workspace_page', ['workspace_id', 'id'], unique=False)
 
     op.create_table('memberships',
     sa.Column('user_id', sa.String(length=40), nullable=False),
@@ -299,6 +300,7 @@ def downgrade() -> None:
 
     op.drop_table('memberships')
     with op.batch_alter_table('contacts', schema=None) as batch_op:
+        batch_op.drop_index('ix_contacts_workspace_page')
         batch_op.drop_index(batch_op.f('ix_contacts_workspace_id'))
 
     op.drop_table('contacts')

@@ -1,0 +1,192 @@
+"""Batched event ingestion through the HTTP API, with 50 active campaigns.
+
+For each database (SQLite always; PostgreSQL when ``HOOKCAST_BENCH_POSTGRES_URL`` or
+``HOOKCAST_TEST_POSTGRES_URL`` is set) this measures, in one run, side by side:
+
+- api: ``POST /api/v1/events`` with batches of 1,000 events (Flask test client, the whole
+  view: JSON parsing, validation, contact upsert, duplicates check, pattern index,
+  conditions, caps, rendering, bulk inserts, commit). 50 active campaigns listen to
+  ``evt<N>.*`` / ``**`` patterns; every event matches exactly one campaign whose
+  conditions hold, so each event makes one rendered notification.
+- baseline: a bare ``INSERT`` (executemany) of the same number of event rows and
+  notification rows, in one transaction per batch — the floor any ingestion pays.
+
+Prints events/s for both and the ratio (target: api >= 5,000 events/s on 2 cores).
+Run: ``.venv/bin/python bench/bench_ingest.py [batches]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+
+from engine import crypto
+from engine.ids import new_id
+from engine.store import Database, accounts, migrate
+from engine.store.models import Campaign, Event, Notification
+from engine.store.types import utcnow
+from web import create_app
+
+ENCRYPTION_KEY = "wS6bIbJ4pPfvbY0Dp5Jd4aCqJ3kR1Xw2m0V0h0nq0Xs="
+BATCH = 1000
+CAMPAIGNS = 50
+CHANNEL: dict[str, Any] = {
+    "url": "https://hooks.example.com/leads/{{ contact.external_id | urlencode }}",
+    "method": "POST",
+    "headers": [{"name": "X-Campaign", "value": "{{ campaign.name }}"}],
+    "auth": {"type": "bearer", "token": "t0ken"},
+    "body": {"mode": "default"},
+}
+
+
+def _campaigns(client: Any, headers: dict[str, str]) -> None:
+    for number in range(CAMPAIGNS):
+        trigger = {
+            "type": "event",
+            "events": [f"evt{number}.*"],
+            "conditions": {"field": "contact.plan", "op": "in", "value": ["pro", "free"]},
+        }
+        body = {"name": f"Campaign {number}", "trigger": trigger, "webhook": CHANNEL}
+        created = client.post("/api/v1/campaigns", json=body, headers=headers)
+        assert created.status_code == 201, created.get_json()
+        campaign_id = created.get_json()["id"]
+        activated = client.post(f"/api/v1/campaigns/{campaign_id}/activate", headers=headers)
+        assert activated.status_code == 200, activated.get_json()
+
+
+def _batch(batch_number: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f"evt{(batch_number * BATCH + i) % CAMPAIGNS}.created",
+            "id": f"b{batch_number}-{i}",
+            "contact": {
+                "external_id": f"contact-{(batch_number * 397 + i) % 5000}",
+                "attributes": {"plan": "pro" if i % 2 else "free", "score": i % 100},
+            },
+            "properties": {"amount": i, "currency": "EUR", "source": "bench"},
+        }
+        for i in range(BATCH)
+    ]
+
+
+def bench_api(url: str, batches: int) -> float:
+    app = create_app({
+        "DATABASE_URL": url, "SECRET_KEY": "bench", "REQUIRE_HTTPS": False,
+        "ENCRYPTION_KEY": ENCRYPTION_KEY,
+        "ALLOWED_NETWORKS": "127.0.0.0/8",
+    })
+    database: Database = app.extensions["hookcast.db"]
+    with database.transaction() as session:
+        workspace = accounts.create_workspace(session, "Bench")
+        key = accounts.create_api_key(session, workspace_id=workspace.id, name="bench").key
+    headers = {"Authorization": f"Bearer {key}"}
+    client = app.test_client()
+    _campaigns(client, headers)
+    bodies = [{"events": _batch(n)} for n in range(batches + 1)]
+    client.post("/api/v1/events", json=bodies[0], headers=headers)  # warm-up
+    started = time.perf_counter()
+    for body in bodies[1:]:
+        response = client.post("/api/v1/events", json=body, headers=headers)
+        assert response.status_code == 202, response.get_json()
+    elapsed = time.perf_counter() - started
+    answer = response.get_json()["events"]
+    assert all(len(e["notifications"]) == 1 for e in answer)
+    database.dispose()
+    return batches * BATCH / elapsed
+
+
+def bench_baseline(url: str, batches: int) -> float:
+    database = Database(url)
+    with database.transaction() as session:
+        workspace = accounts.create_workspace(session, "Baseline")
+        campaign = Campaign(
+            workspace_id=workspace.id, name="c", signing_secret="whsec_x",  # noqa: S106
+        )
+        session.add(campaign)
+        session.flush()
+        workspace_id, campaign_id = workspace.id, campaign.id
+    started = time.perf_counter()
+    for n in range(batches):
+        now = utcnow()
+        events = [
+            {"id": new_id("evt"), "workspace_id": workspace_id, "client_id": f"x{n}-{i}",
+             "name": "evt.created", "properties": {"amount": i, "currency": "EUR"},
+             "occurred_at": now, "received_at": now}
+            for i in range(BATCH)
+        ]
+        notifications = [
+            {"id": new_id("msg"), "workspace_id": workspace_id, "campaign_id": campaign_id,
+             "event_id": e["id"], "status": "pending", "next_attempt_at": now,
+             "request": {"method": "POST", "url": "http://127.0.0.1:9/", "headers": [],
+                         "body": '{"a": 1}'},
+             "request_secrets": {"Authorization": "Bearer t0ken"},
+             "created_at": now, "updated_at": now}
+            for e in events
+        ]
+        with database.transaction() as session:
+            session.execute(insert(Event), events)
+            session.execute(insert(Notification), notifications)
+    elapsed = time.perf_counter() - started
+    database.dispose()
+    return batches * BATCH / elapsed
+
+
+def _scratch_postgres(admin_url: str) -> tuple[str, Any]:
+    admin = create_engine(make_url(admin_url), isolation_level="AUTOCOMMIT")
+    name = f"hookcast_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
+def run(label: str, make_url_: Any, batches: int) -> None:
+    results = {}
+    for kind, bench in (("baseline", bench_baseline), ("api", bench_api)):
+        url, cleanup = make_url_()
+        database = Database(url)
+        migrate.upgrade(database)
+        database.dispose()
+        try:
+            results[kind] = bench(url, batches)
+        finally:
+            cleanup()
+    ratio = results["api"] / results["baseline"]
+    print(f"{label:10s} api {results['api']:9,.0f} events/s | bare INSERT baseline "
+          f"{results['baseline']:9,.0f} events/s | api/baseline {ratio:.2f}"
+          f" | target >= 5,000 events/s: {'met' if results['api'] >= 5000 else 'NOT met'}")
+
+
+def main() -> None:
+    crypto.configure_encryption(ENCRYPTION_KEY)
+    batches = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    tmp = tempfile.mkdtemp(prefix="hookcast-bench-")
+
+    def sqlite_url() -> tuple[str, Any]:
+        path = os.path.join(tmp, f"{uuid.uuid4().hex}.sqlite3")
+        return f"sqlite:///{path}", lambda: None
+
+    print(f"{batches} batches of {BATCH} events, {CAMPAIGNS} active campaigns")
+    run("sqlite", sqlite_url, batches)
+    pg = os.environ.get("HOOKCAST_BENCH_POSTGRES_URL") or os.environ.get(
+        "HOOKCAST_TEST_POSTGRES_URL"
+    )
+    if pg:
+        run("postgresql", lambda: _scratch_postgres(pg), batches)
+
+
+if __name__ == "__main__":
+    main()

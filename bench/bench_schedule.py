@@ -1,0 +1,204 @@
+"""Materialising one schedule run for 100,000 contacts: seconds and peak RSS growth.
+
+For each database (SQLite always; PostgreSQL when ``HOOKCAST_BENCH_POSTGRES_URL`` or
+``HOOKCAST_TEST_POSTGRES_URL`` is set), in one run, side by side:
+
+- run: ``engine.schedules.run_due_schedules`` for a daily campaign whose audience
+  (``contact.plan in [pro, free]`` and ``contact.score >= 0``, selected in SQL) is every
+  contact: claims the fire time, pages contacts by id (1,000 per batch), renders each
+  request and bulk-inserts the notifications, batch by batch.
+- baseline: a bare ``INSERT`` (executemany, same batch size) of the same number of
+  notification rows with a fixed request, no audience query and no rendering.
+
+Prints seconds, peak RSS growth during the run (sampled every 10 ms by a thread, from
+/proc/self/statm) and the ratio run/baseline. Targets: <= 10 s and <= 200 MB.
+Run: ``.venv/bin/python bench/bench_schedule.py [contacts]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+
+from engine import crypto
+from engine.ids import new_id
+from engine.render import RenderSettings
+from engine.schedules import run_due_schedules
+from engine.store import Database, accounts, migrate
+from engine.store.models import Campaign, Contact, Notification
+from engine.store.types import utcnow
+
+ENCRYPTION_KEY = "wS6bIbJ4pPfvbY0Dp5Jd4aCqJ3kR1Xw2m0V0h0nq0Xs="
+BATCH = 1000
+CHANNEL: dict[str, Any] = {
+    "url": "https://hooks.example.com/contacts/{{ contact.external_id | urlencode }}",
+    "method": "POST",
+    "content_type": "json",
+    "headers": [{"name": "X-Campaign", "value": "{{ campaign.name }}"}],
+    "auth": {"type": "bearer"},
+    "body": {"mode": "default"},
+}
+FIRE = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+
+
+class PeakRss:
+    """Samples this process's resident set size; ``growth`` is peak minus start, bytes."""
+
+    def __init__(self) -> None:
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self.start = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * self._page
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, self._rss())
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.start) / 1e6
+
+
+def _seed(database: Database, contacts: int) -> tuple[str, str]:
+    with database.transaction() as session:
+        workspace = accounts.create_workspace(session, "Bench")
+        campaign = Campaign(
+            workspace_id=workspace.id, name="Daily digest", status="active",
+            trigger_type="schedule",
+            trigger={"type": "schedule", "cron": "0 9 * * *", "timezone": "UTC"},
+            audience={"conditions": {"all": [
+                {"field": "contact.plan", "op": "in", "value": ["pro", "free"]},
+                {"field": "contact.score", "op": "gte", "value": 0},
+            ]}},
+            channel=CHANNEL, channel_secrets={"token": "t0ken"},
+            signing_secret="whsec_x",  # noqa: S106 - a placeholder
+            activated_at=datetime(2026, 1, 1, 8, 0, tzinfo=UTC),
+        )
+        session.add(campaign)
+        session.flush()
+        workspace_id, campaign_id = workspace.id, campaign.id
+    for start in range(0, contacts, 10_000):
+        rows = [
+            {"id": new_id("con"), "workspace_id": workspace_id, "external_id": f"c{n}",
+             "attributes": {"plan": "pro" if n % 2 else "free", "score": n % 100,
+                            "email": f"user{n}@example.com", "first_name": "Ada"},
+             "created_at": utcnow(), "updated_at": utcnow()}
+            for n in range(start, min(start + 10_000, contacts))
+        ]
+        with database.transaction() as session:
+            session.connection().execute(insert(Contact.__table__), rows)
+    return workspace_id, campaign_id
+
+
+def bench_run(url: str, contacts: int) -> tuple[float, float, int]:
+    database = Database(url)
+    _seed(database, contacts)
+    settings = RenderSettings(require_https=False)
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        handled = run_due_schedules(database, settings, datetime(2026, 1, 1, 9, 0, 5, tzinfo=UTC))
+        elapsed = time.perf_counter() - started
+    with database.session() as session:
+        made = session.scalar(text("SELECT count(*) FROM notifications"))
+    database.dispose()
+    assert handled == 1 and made == contacts, (handled, made)
+    return elapsed, rss.growth_mb, made
+
+
+def bench_baseline(url: str, contacts: int) -> tuple[float, float, int]:
+    database = Database(url)
+    workspace_id, campaign_id = _seed(database, contacts)
+    request = {"method": "POST", "url": "https://hooks.example.com/contacts/c1",
+               "headers": [{"name": "Authorization", "value": "Bearer ****"}], "body": "{}"}
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        for start in range(0, contacts, BATCH):
+            now = utcnow()
+            rows = [
+                {"id": new_id("msg"), "workspace_id": workspace_id, "campaign_id": campaign_id,
+                 "contact_external_id": f"c{n}", "status": "pending", "next_attempt_at": now,
+                 "request": request, "request_secrets": {"Authorization": "Bearer t0ken"},
+                 "created_at": now, "updated_at": now}
+                for n in range(start, min(start + BATCH, contacts))
+            ]
+            with database.transaction() as session:
+                session.connection().execute(insert(Notification.__table__), rows)
+        elapsed = time.perf_counter() - started
+    database.dispose()
+    return elapsed, rss.growth_mb, contacts
+
+
+def _scratch_postgres(admin_url: str) -> tuple[str, Any]:
+    admin = create_engine(make_url(admin_url), isolation_level="AUTOCOMMIT")
+    name = f"hookcast_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
+def run(label: str, new_database: Any, contacts: int) -> None:
+    results = {}
+    for kind, bench in (("baseline", bench_baseline), ("run", bench_run)):
+        url, cleanup = new_database()
+        database = Database(url)
+        migrate.upgrade(database)
+        database.dispose()
+        try:
+            results[kind] = bench(url, contacts)
+        finally:
+            cleanup()
+    (seconds, growth, _), (base_seconds, base_growth, _) = results["run"], results["baseline"]
+    verdict = "met" if seconds <= 10 and growth <= 200 else "NOT met"
+    print(f"{label:10s} run {seconds:6.2f} s, peak RSS +{growth:6.1f} MB | bare INSERT "
+          f"{base_seconds:6.2f} s, +{base_growth:5.1f} MB | run/baseline "
+          f"{seconds / base_seconds:.2f}x | targets (<= 10 s, <= 200 MB): {verdict}")
+
+
+def main() -> None:
+    crypto.configure_encryption(ENCRYPTION_KEY)
+    contacts = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    tmp = tempfile.mkdtemp(prefix="hookcast-bench-")
+
+    def sqlite_url() -> tuple[str, Any]:
+        return f"sqlite:///{os.path.join(tmp, uuid.uuid4().hex)}.sqlite3", lambda: None
+
+    print(f"one schedule run for {contacts:,} contacts, {BATCH} per batch")
+    run("sqlite", sqlite_url, contacts)
+    pg = os.environ.get("HOOKCAST_BENCH_POSTGRES_URL") or os.environ.get(
+        "HOOKCAST_TEST_POSTGRES_URL"
+    )
+    if pg:
+        run("postgresql", lambda: _scratch_postgres(pg), contacts)
+
+
+if __name__ == "__main__":
+    main()
