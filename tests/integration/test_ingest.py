@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from sqlalchemy import func, select
@@ -172,3 +173,28 @@ def test_editing_the_channel_never_rewrites_history(api: ApiClient, db: Any) -> 
     with db.session() as session:
         assert session.get(Notification, before).request["url"] == "http://127.0.0.1:9/hook"
         assert session.get(Notification, after).request["url"] == "http://127.0.0.1:9/v2"
+
+
+def test_concurrent_requests_with_the_same_client_id_store_it_once(
+    api: ApiClient, db: Any
+) -> None:
+    event_campaign(api, ["a"])
+    app = api.client.application
+    barrier = threading.Barrier(4)
+    answers: list[dict[str, Any]] = []
+
+    def post() -> None:
+        client = app.test_client()
+        body = {"name": "a", "id": "same", "contact": {"external_id": "new-contact"}}
+        barrier.wait()
+        response = client.post("/api/v1/events", json=body, headers=api.workspace.headers)
+        answers.append(response.get_json()["events"][0])
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a["duplicate"] for a in answers) == [False, True, True, True]
+    assert len({a["id"] for a in answers}) == 1
+    assert _count(db, Event) == 1 and _count(db, Notification) == 1 and _count(db, Contact) == 1
