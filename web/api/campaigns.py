@@ -14,20 +14,17 @@ from typing import Any
 from flask import current_app, request
 
 from engine import campaigns as service
-from engine.delivery import send_now
-from engine.materialize import CampaignMaterializer, MaterializedBatch
 from engine.render import RenderSettings
-from engine.store import accounts, contacts
 from engine.store import campaigns as campaign_store
-from engine.store import events as event_store
+from engine.store import contacts
 from engine.store import templates as template_store
-from engine.store.models import Campaign, Notification
-from engine.store.types import utcnow
+from engine.store.models import Campaign
+from engine.test_send import send_test
 from engine.transport import Transport
 from web import engine_settings
 from web.api import bp, decode_cursor, json_body, load, page, page_size, workspace_id
 from web.api.errors import ApiError, not_found
-from web.database import get_session
+from web.database import get_database, get_session
 from web.schemas.campaign import CampaignActionSchema, CampaignSchema, TestSendSchema
 
 STATUSES = ("draft", "active", "paused", "archived")
@@ -246,48 +243,31 @@ def test_send(campaign_id: str) -> dict[str, Any]:
     """Render for the given contact and event, send ONE request now, return what happened.
 
     The notification is logged with ``test: true`` (never retried, no effect on endpoint
-    health). Answer: ``{"notification_id", "request", "response": {...}}`` or, when the
-    request could not be rendered or sent, ``{"notification_id", "request", "error"}``.
+    health). Answer: ``{"notification_id", "request", "response": {...}}``; when the
+    request could not be rendered or sent, ``"error": {"code", "message"}`` instead of
+    (or, for a send error after a response, next to) ``response``.
     """
     data = load(TestSendSchema())
-    session = get_session()
     campaign = _campaign(campaign_id)
     if not (campaign.channel or {}).get("url"):
         raise ApiError(422, "the campaign has no webhook URL yet", details={"webhook.url": []})
     contact = _test_contact(data["contact"])
     event = _test_event(data.get("event"))
-    workspace = accounts.get_workspace(session, workspace_id())
-    now = utcnow()
-    maker = CampaignMaterializer(
-        campaign, {"id": workspace_id(), "name": workspace.name if workspace else None},
-        _settings(),
-    )
-    batch = MaterializedBatch()
-    notification_id = maker.add(
-        batch, contact=contact, event=event, event_row_id=None, now=now, test=True
-    )
-    row = batch.notifications[0]
-    if row["status"] == "failed":
-        event_store.insert_notifications(session, batch.notifications, batch.attempts)
-        session.commit()
-        return {
-            "notification_id": notification_id,
-            "request": None,
-            "error": {"code": row["error_code"], "message": row["error_message"]},
-        }
-    # Leased to this request at once, so no dispatcher picks the test send up as well.
-    row.update(status="sending", leased_by=f"send-now:{notification_id}", next_attempt_at=None)
-    event_store.insert_notifications(session, batch.notifications)
-    session.commit()
-    notification = session.get(Notification, notification_id)
+    get_session().rollback()  # send_test runs its own short transactions; touch no row now
     settings = engine_settings(current_app)
     with Transport(allowed_networks=settings.allowed_networks) as transport:
-        sent, outcome = send_now(session, notification, campaign, transport, utcnow())
-    session.commit()
-    answer: dict[str, Any] = {
-        "notification_id": notification_id,
-        "request": _masked_request(sent, row["request"]),
-    }
+        result = send_test(
+            get_database(), workspace_id(), campaign_id, contact=contact, event=event,
+            settings=_settings(), transport=transport,
+        )
+    if result is None:
+        raise not_found("campaign", campaign_id)
+    answer: dict[str, Any] = {"notification_id": result.notification_id,
+                              "request": result.request}
+    outcome = result.outcome
+    if outcome is None:
+        answer["error"] = {"code": "render_error", "message": result.render_error}
+        return answer
     if outcome.status_code is not None:
         answer["response"] = {
             "status_code": outcome.status_code,
@@ -298,14 +278,3 @@ def test_send(campaign_id: str) -> dict[str, Any]:
     if outcome.error_code is not None and outcome.error_code != "http_status":
         answer["error"] = {"code": outcome.error_code, "message": outcome.error_message}
     return answer
-
-
-def _masked_request(sent: Any, snapshot: dict[str, Any]) -> dict[str, Any]:
-    """The request as sent, with the stored snapshot's masking plus the webhook headers."""
-    masked = dict(snapshot)
-    masked["headers"] = list(snapshot["headers"]) + [
-        {"name": name, "value": value}
-        for name, value in sent.headers
-        if name.lower().startswith("webhook-")
-    ]
-    return masked
