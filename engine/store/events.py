@@ -92,16 +92,17 @@ def insert_notifications(
     """
     connection = session.connection()
     if rows:
-        tokens: dict[str, str] = {}
+        tokens: dict[tuple, str] = {}
         prepared = []
         for row in rows:
             secrets = row.get("request_secrets")
             token = None
             if secrets is not None:
-                plain = json.dumps(secrets, separators=(",", ":"), sort_keys=True)
-                token = tokens.get(plain)
+                key = tuple(sorted(secrets.items()))
+                token = tokens.get(key)
                 if token is None:
-                    token = tokens[plain] = crypto.encrypt(plain)
+                    plain = json.dumps(secrets, separators=(",", ":"), sort_keys=True)
+                    token = tokens[key] = crypto.encrypt(plain)
             prepared.append({**row, "request_secrets": None, "sealed_secrets": token})
         connection.execute(_INSERT_NOTIFICATION, prepared)
     if attempts:
