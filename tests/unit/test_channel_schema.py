@@ -155,3 +155,23 @@ def test_settings_decide_https_and_networks() -> None:
 
 def test_warnings_do_not_block_loading() -> None:
     assert load({"url": URL + "/{{ contact.first_name }}"})["url"].endswith("first_name }}")
+
+
+def test_every_problem_is_reported_in_one_round() -> None:
+    """A field error does not hide the template and URL checks (one round of fixes)."""
+    from marshmallow import ValidationError as _ValidationError
+
+    from web.schemas.channel import WebhookChannelSchema as _Schema
+
+    channel = {
+        "url": "https://api.example.com/{{ contact.id ",
+        "timeout_seconds": 99,
+        "headers": [{"name": "X-Ok", "value": "{{ oops"}],
+    }
+    try:
+        _Schema().load(channel)
+    except _ValidationError as exc:
+        messages = exc.messages
+    else:
+        raise AssertionError("expected a validation error")
+    assert set(messages) == {"timeout_seconds", "url", "headers[0].value"}

@@ -93,6 +93,11 @@ class RetryField(fields.Field):
         return {"schedule": list(schedule), "max_attempts": attempts}
 
 
+def _top_field(location: str | None) -> str:
+    """``body.fields[2].source`` → ``body``; None (the whole channel) → ``url``."""
+    return (location or "url").split(".", 1)[0].split("[", 1)[0]
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -121,11 +126,13 @@ class WebhookChannelSchema(Schema):
         super().__init__(*args, **kwargs)
         self.render_settings = settings or RenderSettings()
 
-    @validates_schema
+    # Runs even when a field failed, so a marketer sees every problem in one round. A field
+    # that failed (or is missing) is absent from ``data`` and already has its own error.
+    @validates_schema(skip_on_field_errors=False)
     def _templates(self, data: dict[str, Any], **_: Any) -> None:
         errors: dict[str, list[str]] = {}
         for problem in validate_channel(data, self.render_settings):
-            if problem.severity != "error":
+            if problem.severity != "error" or _top_field(problem.location) not in data:
                 continue
             where = f"line {problem.line}, column {problem.column}: " if problem.column else ""
             if problem.line and not problem.column:
