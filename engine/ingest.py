@@ -138,13 +138,11 @@ def ingest_events(
                 "external_id": event.external_id, "attributes": attributes,
                 "created_at": now, "updated_at": now,
             }
-        elif event.external_id in new_contacts:
+        elif event.external_id in new_contacts:  # created earlier in this batch
             new_contacts[event.external_id]["attributes"] = attributes
         elif attributes != stored:
             changed[contact_id] = attributes
         known[event.external_id] = (contact_id, attributes)
-        if event.external_id in new_contacts:
-            new_contacts[event.external_id]["attributes"] = attributes
         result = IngestResult(id=event_id, duplicate=False)
         results.append(result)
         contact = {"id": contact_id, "external_id": event.external_id, "attributes": attributes}
@@ -199,10 +197,11 @@ def _notify_matching_campaigns(
             if campaign is None:
                 continue
             maker = makers[campaign_id]
-            notification_id = new_id("msg")
-            variables = maker.variables(contact, event_vars, notification_id, now)
+            variables = maker.variables(contact, event_vars, "", now)
             if not _conditions_hold(campaign, variables, now):
                 continue
+            notification_id = new_id("msg")
+            variables["notification"] = {"id": notification_id}
             notification_id = maker.add(
                 batch, contact=contact, event=event_vars, event_row_id=result.id, now=now,
                 capped=caps.take(campaign_id, contact["id"]), variables=variables,

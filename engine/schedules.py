@@ -11,6 +11,7 @@ The audience is selected in SQL (``engine.rules_sql``) in keyset batches over
 ``contacts.id``; each batch is rendered, capped and bulk-inserted in its own transaction,
 so memory stays bounded by the batch size and other writers are never locked out for
 long. A run ends ``done`` (or ``failed`` with the error); its counts are kept up to date.
+A campaign paused or archived while its run is under way stops after the current batch.
 Known limit: a process killed in the middle of a run leaves it ``running`` with the
 batches done so far; it is not resumed automatically.
 """
@@ -128,8 +129,8 @@ def _materialize_run(
     while True:
         with database.transaction() as session:
             campaign = session.get(Campaign, campaign_id)
-            if campaign is None:
-                return
+            if campaign is None or campaign.status != "active":
+                return  # paused, archived or deleted mid-run: the rest is not sent
             page = schedule_runs.audience_page(
                 session, campaign, now=fire_time, after_id=after_id, limit=batch_size
             )
