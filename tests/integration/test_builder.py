@@ -388,3 +388,16 @@ def test_lifecycle_duplicate_rotate_and_templates(
     deleted = logged_in.post(f"/templates/{made['id']}/delete", data={"csrf_token": token})
     assert deleted.status_code == 302
     assert logged_in.get(f"/templates/{made['id']}").status_code == 404
+
+
+def test_campaign_pages_link_to_health_and_the_filtered_log(logged_in, api) -> None:
+    created = api.post(
+        "/campaigns", json={"name": "Linked", "trigger": {"type": "event", "events": ["a.b"]}}
+    )
+    campaign_id = created.get_json()["id"]
+    editor = logged_in.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert f"/campaigns/{campaign_id}/health" in editor
+    assert f"/notifications?campaign_id={campaign_id}" in editor
+    listing = logged_in.get("/campaigns").get_data(as_text=True)
+    assert f"/campaigns/{campaign_id}/health" in listing
+    assert logged_in.get(f"/campaigns/{campaign_id}/health").status_code == 200
