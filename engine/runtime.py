@@ -15,7 +15,9 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from engine import manual_retry
 from engine.outbox_listener import OutboxListener
+from engine.render import RenderSettings
 from engine.settings import EngineSettings
 from engine.store import Database, outbox
 from engine.store.types import utcnow
@@ -29,6 +31,8 @@ LEASE_RECOVERY_SECONDS = 15
 PURGE_SECONDS = 3600
 SCHEDULE_TICK_SECONDS = 10
 STOP_GRACE_SECONDS = 10.0
+#: Bulk retry jobs left queued/running by a stopped process are resumed once, soon after start.
+BULK_RESUME_DELAY_SECONDS = 2
 
 
 class EngineRuntime:
@@ -58,6 +62,13 @@ class EngineRuntime:
             seconds=PURGE_SECONDS,
             id="retention-purge",
             next_run_time=utcnow() + timedelta(seconds=60),
+        )
+        add(
+            self.resume_bulk_jobs,
+            "date",
+            run_date=utcnow() + timedelta(seconds=BULK_RESUME_DELAY_SECONDS),
+            id="bulk-retry-resume",
+            misfire_grace_time=None,
         )
         if _schedule_runner() is not None:
             add(
@@ -108,6 +119,13 @@ class EngineRuntime:
             session.commit()
         if purged:
             logger.info("purged %d notifications older than %s", purged, cutoff)
+
+    def resume_bulk_jobs(self) -> None:
+        """Finish bulk retry jobs a stopped process left unfinished (runs once per start)."""
+        settings = RenderSettings.from_settings(self.settings)
+        resumed = manual_retry.resume_bulk_jobs(self.database, settings)
+        if resumed:
+            logger.info("resumed %d unfinished bulk retry jobs", resumed)
 
     def run_schedules(self) -> None:
         runner = _schedule_runner()
