@@ -1,15 +1,20 @@
-"""The dispatcher loop and the sender thread pool of one worker process.
+"""The dispatcher loop and the sender threads of one worker process.
 
-One dispatcher thread owns the outbox conversation: it settles finished attempts (in
-batches, one transaction each) and claims due notifications while sender threads are free.
-Sender threads only build the signed request and call the transport. New work wakes the
+One dispatcher thread owns the outbox conversation: each cycle is one transaction that
+settles finished attempts (in batches) and claims due notifications while there is room.
+Claimed sends wait in a small per-host queue (:class:`SendQueue`) that the sender threads
+drain, so the threads keep sending while the dispatcher is in the database. Sender
+threads only build the signed request and call the transport. New work wakes the
 dispatcher at once (``engine.store.outbox.announce_new_notifications``, a PostgreSQL
 listener, a retry timer); a periodic wake-up is only the safety net.
 
-Isolation: each endpoint host may hold at most ``host_cap`` sends in flight, and a host
-that looks stalled (a send in flight for over a second, or a last attempt that timed out
-or was slow) only ``slow_host_cap``; hosts at their cap are left out of claims, so other
-endpoints keep flowing however many requests a dead host swallows.
+Isolation: each endpoint host may occupy at most a few sender threads at once — half of
+them for a host not seen yet, three quarters for one whose recent sends were all quick,
+an eighth for a host that looks stalled (a send in flight for over a second, or a last
+attempt that timed out or was slow). Only quick hosts get sends claimed ahead (prefetch);
+hosts at their limit are left out of claims, so other endpoints keep flowing however many
+requests a dead host swallows. A queued send whose lease would end before its timeout is
+given back instead of sent.
 """
 
 from __future__ import annotations
@@ -17,15 +22,14 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import queue
 import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from engine.delivery import judge, send_claimed
 from engine.store import Database, outbox
@@ -36,7 +40,16 @@ from engine.transport import Transport
 logger = logging.getLogger(__name__)
 
 SLOW_AFTER_SECONDS = 1.0
-MAX_CLAIM_BATCH = 100
+MAX_CLAIM_BATCH = 200
+#: Sends a quick host may have claimed ahead of the sender threads.
+PREFETCH_PER_HOST = 128
+#: Quick completions in a row before a host counts as quick.
+QUICK_STREAK = 8
+#: Finished attempts are settled when the dispatcher is free, or at once when this many wait.
+SETTLE_BATCH = 64
+SETTLE_DELAY_SECONDS = 0.0
+#: A queued send starts only while its lease outlasts its timeout by this much.
+SEND_MARGIN_SECONDS = 1.0
 
 
 def new_worker_id() -> str:
@@ -45,49 +58,133 @@ def new_worker_id() -> str:
 
 
 @dataclass
-class _HostState:
-    in_flight: dict[str, float]  # notification id -> monotonic start
+class _Host:
+    queued: deque[ClaimedNotification] = field(default_factory=deque)
+    in_flight: dict[str, float] = field(default_factory=dict)  # id -> monotonic start
     slow: bool = False
+    quick_streak: int = 0
 
 
-class HostLimits:
-    """Per-endpoint-host in-flight accounting and caps (dispatcher thread only)."""
+@dataclass
+class _Finished:
+    claimed: ClaimedNotification
+    record: AttemptRecord | None  # None: not sent (``sent`` False) or the send crashed
+    sent: bool
 
-    def __init__(self, threads: int) -> None:
+
+class SendQueue:
+    """Claimed sends per endpoint host, the per-host caps, and finished attempts.
+
+    Shared by the dispatcher (claims, collects) and the sender threads (take, done);
+    every method is thread-safe.
+    """
+
+    def __init__(self, threads: int, wake_dispatcher: Callable[[], None]) -> None:
         self.host_cap = max(1, threads // 2)
+        self.quick_host_cap = max(self.host_cap, threads * 3 // 4)
         self.slow_host_cap = max(1, threads // 8)
-        self._hosts: dict[str | None, _HostState] = {}
+        self._wake_dispatcher = wake_dispatcher
+        self._cond = threading.Condition()
+        self._hosts: dict[str | None, _Host] = {}
+        self._finished: list[_Finished] = []
+        self._queued = 0
+        self._in_flight = 0
+        self._closed = False
 
-    def cap(self, host: str | None, now: float) -> int:
-        state = self._hosts.get(host)
-        if state is None:
-            return self.host_cap
-        stalled = any(now - started > SLOW_AFTER_SECONDS for started in state.in_flight.values())
-        return self.slow_host_cap if state.slow or stalled else self.host_cap
+    def _quick(self, state: _Host) -> bool:
+        return not state.slow and state.quick_streak >= QUICK_STREAK
 
-    def room(self, host: str | None, now: float) -> int:
-        state = self._hosts.get(host)
-        used = len(state.in_flight) if state else 0
-        return max(0, self.cap(host, now) - used)
+    def _cap(self, state: _Host, now: float) -> int:
+        """How many of this host's sends may run at once."""
+        if state.slow or any(now - t > SLOW_AFTER_SECONDS for t in state.in_flight.values()):
+            return self.slow_host_cap
+        return self.quick_host_cap if self._quick(state) else self.host_cap
 
-    def full_hosts(self, now: float) -> list[str]:
-        return [h for h in self._hosts if h is not None and self.room(h, now) == 0]
+    def rooms(self, now: float) -> tuple[dict[str | None, int], int]:
+        """How many more sends each known host may be claimed, and the room of a new host."""
+        with self._cond:
+            rooms = {}
+            for host, state in self._hosts.items():
+                cap = self._cap(state, now)
+                limit = cap + PREFETCH_PER_HOST if self._quick(state) and cap > 1 else cap
+                rooms[host] = max(0, limit - len(state.queued) - len(state.in_flight))
+            return rooms, self.host_cap
 
-    def started(self, host: str | None, notification_id: str, now: float) -> None:
-        self._hosts.setdefault(host, _HostState({})).in_flight[notification_id] = now
+    @property
+    def outstanding(self) -> int:
+        """Sends queued or in flight."""
+        return self._queued + self._in_flight
 
-    def finished(
-        self, host: str | None, notification_id: str, error_code: str | None, duration_ms: int
-    ) -> None:
-        state = self._hosts.get(host)
-        if state is None:
-            return
-        state.in_flight.pop(notification_id, None)
-        state.slow = error_code in ("timeout", "connection_error") or (
-            duration_ms > SLOW_AFTER_SECONDS * 1000
-        )
-        if not state.in_flight and not state.slow:
-            del self._hosts[host]
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def put(self, items: list[ClaimedNotification]) -> None:
+        with self._cond:
+            for item in items:
+                self._hosts.setdefault(item.endpoint_host, _Host()).queued.append(item)
+            self._queued += len(items)
+            self._cond.notify(len(items))
+
+    def take(self) -> ClaimedNotification | None:
+        """The next send a sender thread may start (blocks); None once closed."""
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                for state in self._hosts.values():
+                    if state.queued and len(state.in_flight) < self._cap(state, now):
+                        item = state.queued.popleft()
+                        state.in_flight[item.id] = now
+                        self._queued -= 1
+                        self._in_flight += 1
+                        return item
+                self._cond.wait()
+            return None
+
+    def done(self, item: ClaimedNotification, record: AttemptRecord | None, sent: bool) -> None:
+        """A sender thread finished ``item``: free its slot and hand the result over."""
+        with self._cond:
+            state = self._hosts.get(item.endpoint_host)
+            if state is not None and state.in_flight.pop(item.id, None) is not None:
+                self._in_flight -= 1
+                was_slow = state.slow
+                if sent:
+                    slow = record is None or (
+                        record.error_code in ("timeout", "connection_error")
+                        or (record.duration_ms or 0) > SLOW_AFTER_SECONDS * 1000
+                    )
+                    state.slow = slow
+                    state.quick_streak = 0 if slow else state.quick_streak + 1
+                if not (state.queued or state.in_flight or state.slow or self._quick(state)):
+                    del self._hosts[item.endpoint_host]
+                if was_slow and not state.slow:
+                    self._cond.notify_all()
+                else:
+                    self._cond.notify()
+            self._finished.append(_Finished(item, record, sent))
+            count = len(self._finished)
+            starving = self._queued == 0
+        if count == 1 or count >= SETTLE_BATCH or starving:
+            self._wake_dispatcher()
+
+    def collect(self) -> list[_Finished]:
+        with self._cond:
+            finished, self._finished = self._finished, []
+            return finished
+
+    def drop_queued(self) -> list[ClaimedNotification]:
+        """Take every send not started yet out of the queue (shutdown)."""
+        with self._cond:
+            dropped = [item for state in self._hosts.values() for item in state.queued]
+            for state in self._hosts.values():
+                state.queued.clear()
+            self._queued = 0
+            return dropped
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
 
 class Worker:
@@ -112,14 +209,19 @@ class Worker:
         self._event = threading.Event()
         self._announced = True  # look for work once at start
         self._stopping = False
-        self._finished: queue.SimpleQueue[tuple[ClaimedNotification, AttemptRecord | None]] = (
-            queue.SimpleQueue()
-        )
-        self._in_flight: dict[str, ClaimedNotification] = {}
-        self._limits = HostLimits(threads)
+        self._queue = SendQueue(threads, self._event.set)
+        self._max_outstanding = threads + 2 * PREFETCH_PER_HOST
+        self._claims: dict[str, ClaimedNotification] = {}  # claimed, not yet settled
         self._unsettled: list[AttemptRecord] = []
+        self._unsettled_since = 0.0
+        self._unsent: list[ClaimedNotification] = []
+        self._separate_next = False
+        self._more_due = False  # the last claim left due work behind (no room for it)
         self._lease_numbers = itertools.count(1)
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="hookcast-sender")
+        self._senders = [
+            threading.Thread(target=self._sender, name=f"hookcast-sender-{n}", daemon=True)
+            for n in range(threads)
+        ]
         self._thread = threading.Thread(target=self._run, name="hookcast-dispatcher", daemon=True)
         self._next_timer: datetime | None = None
         self.stop_grace_seconds = 10.0
@@ -128,6 +230,8 @@ class Worker:
 
     def start(self) -> None:
         outbox.add_wake_callback(self.wake)
+        for sender in self._senders:
+            sender.start()
         self._thread.start()
 
     def wake(self) -> None:
@@ -144,34 +248,35 @@ class Worker:
         self._event.set()
         if self._thread.is_alive():
             self._thread.join()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._queue.close()
 
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        """Sends running right now (claimed sends still queued are not counted)."""
+        return self._queue.in_flight
 
     # -- the dispatcher loop ------------------------------------------------------------------
 
     def _run(self) -> None:
         while not self._stopping:
-            if not self._event.wait(self._idle_timeout()):
+            if not self._event.wait(self._idle_timeout()) and not self._unsettled:
                 self._announced = True  # the safety-net poll, or a retry timer fell due
             self._event.clear()
             if self._next_timer is not None and self._next_timer <= utcnow():
                 self._next_timer = None
                 self._announced = True
             self._collect_finished()
-            self._settle()
             if self._stopping:
                 break
-            if self._announced and self.threads - len(self._in_flight) > 0:
-                self._announced = False
-                try:
-                    self._claim()
-                except Exception:
-                    logger.exception("claiming due notifications failed; retrying shortly")
-                    self._announced = True
-                    time.sleep(0.5)
+            room = min(self._max_outstanding - self._queue.outstanding, MAX_CLAIM_BATCH)
+            claim = self._announced and room > 0
+            settle = bool(self._unsettled) and (
+                claim
+                or len(self._unsettled) >= SETTLE_BATCH
+                or time.monotonic() - self._unsettled_since >= SETTLE_DELAY_SECONDS
+            )
+            if claim or settle or self._unsent:
+                self._cycle(room if claim else 0)
         self._drain_on_stop()
 
     def _idle_timeout(self) -> float:
@@ -180,32 +285,90 @@ class Worker:
             until = (self._next_timer - utcnow()).total_seconds()
             timeout = min(timeout, max(until, 0.0))
         if self._unsettled:
-            timeout = min(timeout, 0.5)
+            due = self._unsettled_since + SETTLE_DELAY_SECONDS - time.monotonic()
+            timeout = min(timeout, max(due, 0.0))
         return timeout
 
-    def _claim(self) -> None:
+    def _collect_finished(self) -> None:
+        finished = self._queue.collect()
+        if finished and not self._unsettled:
+            self._unsettled_since = time.monotonic()
+        for done in finished:
+            if done.record is not None:
+                self._unsettled.append(done.record)
+            elif not done.sent:
+                self._unsent.append(done.claimed)
+            else:  # the send crashed: its lease brings it back later
+                self._claims.pop(done.claimed.id, None)
+        if finished and self._more_due:
+            self._announced = True  # room again for the work the last claim left behind
+
+    def _cycle(self, room: int) -> None:
+        """One transaction: give back unsent claims, settle finished attempts, claim more."""
+        if not (room or self._unsettled or self._unsent):
+            return
+        if self._separate_next and room and (self._unsettled or self._unsent):
+            self._separate_next = False
+            self._cycle(0)  # the last combined cycle failed: settle on its own first
+        records, self._unsettled = self._unsettled, []
+        unsent, self._unsent = self._unsent, []
         now = utcnow()
         clock = time.monotonic()
-        room = min(self.threads - len(self._in_flight), MAX_CLAIM_BATCH)
+        rooms, new_host_room = self._queue.rooms(clock)
         lease = f"{self.worker_id}#{next(self._lease_numbers)}"
-        with self.database.transaction(write=True) as session:
-            claimed = outbox.claim_due_notifications(
-                session,
-                lease=lease,
-                now=now,
-                limit=room,
-                room_for_host=lambda host: self._limits.room(host, clock),
-                full_hosts=self._limits.full_hosts(clock),
-            )
-            next_due = None if len(claimed) >= room else outbox.next_due_at(session)
+        claimed: list[ClaimedNotification] = []
+        next_due = None
+        try:
+            with self.database.transaction(write=True) as session:
+                if unsent:
+                    outbox.release_leases(session, {c.id: c.lease for c in unsent}, now)
+                summary = outbox.record_attempts(session, records, now) if records else None
+                if room:
+                    claimed = outbox.claim_due_notifications(
+                        session,
+                        lease=lease,
+                        now=now,
+                        limit=room,
+                        room_for_host=lambda host: rooms.get(host, new_host_room),
+                        full_hosts=[h for h, r in rooms.items() if h is not None and r == 0],
+                    )
+                    if len(claimed) < room:
+                        next_due = outbox.next_due_at(session)
+        except Exception:
+            logger.exception("settling or claiming failed; retrying shortly")
+            self._unsettled = records + self._unsettled
+            self._unsent = unsent + self._unsent
+            self._announced = self._announced or bool(room)
+            self._separate_next = True
+            time.sleep(0.5)
+            return
+        for item in unsent:
+            self._claims.pop(item.id, None)
+        for record in records:
+            self._claims.pop(record.claimed.id, None)
+        if summary is not None:
+            self._after_settle(records, summary)
+        if not room:
+            return
+        self._announced = False
         for item in claimed:
-            self._in_flight[item.id] = item
-            self._limits.started(item.endpoint_host, item.id, clock)
-            self._pool.submit(self._send, item)
-        if len(claimed) >= room or (next_due is not None and next_due <= now):
+            self._claims[item.id] = item
+        self._queue.put(claimed)
+        self._more_due = len(claimed) >= room or (next_due is not None and next_due <= now)
+        if self._more_due:
             self._announced = True  # more is due than we had room for: claim again when free
         elif next_due is not None:
             self._schedule_timer(next_due)
+
+    def _after_settle(self, records: list[AttemptRecord], summary: outbox.SettleSummary) -> None:
+        if summary.stale:
+            logger.warning(
+                "%d attempts finished after their lease ended; another claim owns them",
+                len(summary.stale),
+            )
+        retries = [r.retry_at for r in records if r.retry_at is not None]
+        if retries:
+            self._schedule_timer(min(retries))
 
     def _schedule_timer(self, when: datetime) -> None:
         current = self._next_timer
@@ -215,66 +378,43 @@ class Worker:
         if self._wake_at is not None:
             self._wake_at(when)
 
-    def _send(self, claimed: ClaimedNotification) -> None:
-        record: AttemptRecord | None = None
-        try:
-            outcome = send_claimed(self.transport, claimed, utcnow())
-            record = judge(claimed, outcome, utcnow())
-        except Exception:  # a bug or a closed transport: the lease brings it back later
-            logger.exception("sending notification %s failed unexpectedly", claimed.id)
-        self._finished.put((claimed, record))
-        self._event.set()
+    # -- sender threads -----------------------------------------------------------------------
 
-    def _collect_finished(self) -> None:
+    def _sender(self) -> None:
         while True:
-            try:
-                claimed, record = self._finished.get_nowait()
-            except queue.Empty:
+            claimed = self._queue.take()
+            if claimed is None:
                 return
-            self._in_flight.pop(claimed.id, None)
-            if record is not None:
-                self._unsettled.append(record)
-                self._limits.finished(
-                    claimed.endpoint_host, claimed.id, record.error_code, record.duration_ms or 0
-                )
-            else:
-                self._limits.finished(claimed.endpoint_host, claimed.id, "connection_error", 0)
-            self._announced = True  # a thread is free again
+            record: AttemptRecord | None = None
+            sent = True
+            try:
+                now = utcnow()
+                margin = timedelta(seconds=claimed.campaign.timeout_seconds + SEND_MARGIN_SECONDS)
+                if now + margin > claimed.lease_until:
+                    sent = False  # waited too long in the queue: give it back, claim again
+                else:
+                    outcome = send_claimed(self.transport, claimed, now)
+                    record = judge(claimed, outcome, utcnow())
+            except Exception:  # a bug or a closed transport: the lease brings it back later
+                logger.exception("sending notification %s failed unexpectedly", claimed.id)
+            self._queue.done(claimed, record, sent)
 
-    def _settle(self) -> None:
-        if not self._unsettled:
-            return
-        records, self._unsettled = self._unsettled, []
-        try:
-            with self.database.transaction(write=True) as session:
-                summary = outbox.record_attempts(session, records, utcnow())
-        except Exception:
-            logger.exception("recording %d attempts failed; retrying shortly", len(records))
-            self._unsettled = records + self._unsettled
-            return
-        if summary.stale:
-            logger.warning(
-                "%d attempts finished after their lease ended; another claim owns them",
-                len(summary.stale),
-            )
-        if any(r.retry_at is not None for r in records):
-            earliest = min(r.retry_at for r in records if r.retry_at is not None)
-            self._schedule_timer(earliest)
+    # -- shutdown -----------------------------------------------------------------------------
 
     def _drain_on_stop(self) -> None:
+        self._unsent.extend(self._queue.drop_queued())
         deadline = time.monotonic() + self.stop_grace_seconds
-        while self._in_flight and time.monotonic() < deadline:
+        while self._queue.in_flight and time.monotonic() < deadline:
             self._event.wait(min(0.2, max(deadline - time.monotonic(), 0.0)))
             self._event.clear()
             self._collect_finished()
         self._collect_finished()
         for _ in range(3):
-            self._settle()
-            if not self._unsettled:
+            self._cycle(0)
+            if not self._unsettled and not self._unsent:
                 break
-            time.sleep(0.2)
-        if self._in_flight:
-            leases = {nid: item.lease for nid, item in self._in_flight.items()}
+        if self._claims:  # still in flight after the grace: give them back
+            leases = {nid: item.lease for nid, item in self._claims.items()}
             try:
                 with self.database.transaction(write=True) as session:
                     released = outbox.release_leases(session, leases, utcnow())

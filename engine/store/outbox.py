@@ -13,15 +13,18 @@ carries the claim's token, so a late worker cannot overwrite a newer claim's res
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, event, func, select, text, update
+from sqlalchemy import Text, bindparam, case, event, func, insert, select, text, type_coerce, update
 from sqlalchemy.orm import Session
 
+from engine import crypto
 from engine.ids import new_id
 from engine.store.models import Alert, Attempt, Campaign, Notification
 
@@ -159,6 +162,85 @@ def lease_seconds(campaign: CampaignDelivery) -> float:
     return campaign.timeout_seconds + LEASE_MARGIN_SECONDS
 
 
+_N = Notification.__table__
+_C = Campaign.__table__
+_A = Attempt.__table__
+_RAW_SECRETS = type_coerce(_N.c.request_secrets, Text()).label("secrets_token")
+_CAMPAIGN_MAX_AGE_SECONDS = 60.0
+
+
+class CampaignCache:
+    """Campaigns' delivery settings (secrets decrypted), reused while ``updated_at`` holds.
+
+    Every claim still reads each campaign's ``updated_at`` and ``webhook_disabled`` (cheap,
+    no decryption); a campaign is loaded again when either changed, or after a minute.
+    Thread-safe; one per process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[datetime, bool, float, CampaignDelivery]] = {}
+
+    def load(self, session: Session, ids: Collection[str]) -> dict[str, CampaignDelivery]:
+        """The delivery settings of the campaigns ``ids`` that still exist."""
+        clock = time.monotonic()
+        found: dict[str, CampaignDelivery] = {}
+        stale: list[str] = []
+        rows = session.execute(
+            select(_C.c.id, _C.c.updated_at, _C.c.webhook_disabled).where(_C.c.id.in_(ids))
+        )
+        with self._lock:
+            for cid, updated_at, disabled in rows:
+                entry = self._entries.get(cid)
+                if (
+                    entry is not None
+                    and entry[0] == updated_at
+                    and entry[1] == bool(disabled)
+                    and clock - entry[2] < _CAMPAIGN_MAX_AGE_SECONDS
+                ):
+                    found[cid] = entry[3]
+                else:
+                    stale.append(cid)
+        if stale:
+            for campaign in session.scalars(select(Campaign).where(Campaign.id.in_(stale))):
+                delivery = CampaignDelivery.from_row(campaign)
+                found[campaign.id] = delivery
+                with self._lock:
+                    self._entries[campaign.id] = (
+                        campaign.updated_at,
+                        delivery.webhook_disabled,
+                        clock,
+                        delivery,
+                    )
+        return found
+
+
+class _SecretsCache:
+    """Decrypted ``request_secrets`` by stored token (a batch of notifications shares one)."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._values: dict[str, Mapping[str, str]] = {}
+
+    def open(self, token: str | None) -> Mapping[str, str]:
+        if not token:
+            return {}
+        with self._lock:
+            value = self._values.get(token)
+        if value is None:
+            value = json.loads(crypto.decrypt(token)) or {}
+            with self._lock:
+                if len(self._values) >= self._size:
+                    self._values.clear()
+                self._values[token] = value
+        return value
+
+
+campaign_cache = CampaignCache()
+_secrets = _SecretsCache()
+
+
 def claim_due_notifications(
     session: Session,
     *,
@@ -176,32 +258,38 @@ def claim_due_notifications(
     ``full_hosts`` are left out entirely; ``room_for_host`` says how many more sends each
     other host may take (a per-host in-flight cap). Notifications of a disabled or
     inactive webhook are moved to ``held`` instead. The caller commits.
+
+    Plain Core rows, campaign settings from :data:`campaign_cache`: claiming is on every
+    delivery's path, so it stays a few statements per batch.
     """
     if limit < 1:
         return []
     query = (
-        select(Notification)
-        .where(_DUE_STATUSES_SQL, Notification.next_attempt_at <= now)
-        .order_by(Notification.next_attempt_at)
-        .limit(limit * 2)
-        .with_for_update(skip_locked=True, of=Notification)
+        select(
+            _N.c.id,
+            _N.c.campaign_id,
+            _N.c.endpoint_host,
+            _N.c.attempt_count,
+            _N.c.test,
+            _N.c.request,
+            _RAW_SECRETS,
+        )
+        .where(_DUE_STATUSES_SQL, _N.c.next_attempt_at <= now)
+        .order_by(_N.c.next_attempt_at)
+        .limit(limit + min(limit, 50))
+        .with_for_update(skip_locked=True)
     )
     if full_hosts:
         query = query.where(
-            (Notification.endpoint_host.is_(None))
-            | Notification.endpoint_host.not_in(list(full_hosts))
+            _N.c.endpoint_host.is_(None) | _N.c.endpoint_host.not_in(list(full_hosts))
         )
-    rows = list(session.scalars(query))
+    rows = session.execute(query).all()
     if not rows:
         return []
-    campaigns = {
-        row.id: CampaignDelivery.from_row(row)
-        for row in session.scalars(
-            select(Campaign).where(Campaign.id.in_({n.campaign_id for n in rows}))
-        )
-    }
+    campaigns = campaign_cache.load(session, {row.campaign_id for row in rows})
     held: dict[str, list[str]] = {"webhook_disabled": [], "webhook_inactive": []}
     taken: dict[str | None, int] = {}
+    rooms: dict[str | None, int] = {}
     claimed: list[ClaimedNotification] = []
     for row in rows:
         campaign = campaigns.get(row.campaign_id)
@@ -215,8 +303,11 @@ def claim_due_notifications(
         if len(claimed) >= limit:
             continue
         host = row.endpoint_host
-        if room_for_host is not None and taken.get(host, 0) >= room_for_host(host):
-            continue
+        if room_for_host is not None:
+            if host not in rooms:
+                rooms[host] = room_for_host(host)
+            if taken.get(host, 0) >= rooms[host]:
+                continue
         taken[host] = taken.get(host, 0) + 1
         claimed.append(
             ClaimedNotification(
@@ -227,20 +318,18 @@ def claim_due_notifications(
                 attempt_count=row.attempt_count,
                 test=bool(row.test),
                 request=row.request or {},
-                request_secrets=row.request_secrets or {},
+                request_secrets=_secrets.open(row.secrets_token),
                 campaign=campaign,
             )
         )
-    session.expunge_all()
     by_lease_end: dict[datetime, list[str]] = {}
     for item in claimed:
         by_lease_end.setdefault(item.lease_until, []).append(item.id)
     for lease_until, ids in by_lease_end.items():
         session.execute(
-            update(Notification)
-            .where(Notification.id.in_(ids))
+            update(_N)
+            .where(_N.c.id.in_(ids))
             .values(status="sending", leased_by=lease, next_attempt_at=lease_until, updated_at=now)
-            .execution_options(synchronize_session=False)
         )
     for reason, ids in held.items():
         if ids:
@@ -250,7 +339,7 @@ def claim_due_notifications(
 
 def next_due_at(session: Session) -> datetime | None:
     """When the earliest open notification (or lease) falls due, if any."""
-    return session.scalar(select(func.min(Notification.next_attempt_at)).where(_DUE_STATUSES_SQL))
+    return session.scalar(select(func.min(_N.c.next_attempt_at)).where(_DUE_STATUSES_SQL))
 
 
 def _status_after_release() -> Any:
@@ -352,30 +441,30 @@ def record_attempts(
     if not records:
         return summary
     ids = sorted({r.claimed.id for r in records})
-    current = {
-        row.id: row
-        for row in session.execute(
-            select(Notification.id, Notification.status, Notification.leased_by)
-            .where(Notification.id.in_(ids))
-            .order_by(Notification.id)
-            .with_for_update()
-        )
-    }
+    query = select(_N.c.id, _N.c.leased_by).where(_N.c.id.in_(ids), _N.c.status == "sending")
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.order_by(_N.c.id).with_for_update()
+    leases = dict(session.execute(query).all())
     valid: list[AttemptRecord] = []
     for record in records:
-        row = current.get(record.claimed.id)
-        if row is None or row.status != "sending" or row.leased_by != record.claimed.lease:
-            summary.stale.append(record.claimed.id)
+        claimed = record.claimed
+        if leases.get(claimed.id) != claimed.lease:
+            summary.stale.append(claimed.id)
         else:
             valid.append(record)
+            leases.pop(claimed.id)  # a duplicate record of one attempt counts once
+    if not valid:
+        return summary
     disabled = _update_health(session, valid, now, summary)
 
     attempts: list[dict[str, Any]] = []
+    delivered: dict[int | None, list[str]] = {}
     changes: list[dict[str, Any]] = []
     for record in valid:
         claimed = record.claimed
         number = claimed.attempt_count + 1
         body, truncated = _stored_body(record)
+        headers = record.response_headers
         attempts.append(
             {
                 "notification_id": claimed.id,
@@ -383,43 +472,54 @@ def record_attempts(
                 "started_at": record.started_at,
                 "duration_ms": record.duration_ms,
                 "status_code": record.status_code,
-                "response_headers": dict(record.response_headers)
-                if record.response_headers is not None
-                else None,
+                "response_headers": dict(headers) if headers is not None else None,
                 "response_body": body,
                 "response_truncated": truncated,
                 "error_code": record.error_code,
                 "error_message": record.error_message,
             }
         )
-        change: dict[str, Any] = {
-            "id": claimed.id,
-            "attempt_count": number,
-            "leased_by": None,
-            "last_status_code": record.status_code,
-            "updated_at": now,
-        }
         if record.delivered:
-            change.update(
+            delivered.setdefault(record.status_code, []).append(claimed.id)
+            continue
+        if record.retry_at is None:
+            status, reason, next_at = "failed", None, None
+        elif claimed.campaign.id in disabled and not claimed.test:
+            status, reason, next_at = "held", "webhook_disabled", None
+        else:
+            status, reason, next_at = "retrying", None, record.retry_at
+        changes.append(
+            {
+                "b_id": claimed.id,
+                "b_status": status,
+                "b_reason": reason,
+                "b_next": next_at,
+                "b_count": number,
+                "b_code": record.status_code,
+                "b_error": record.error_code,
+                "b_message": record.error_message,
+            }
+        )
+    session.execute(insert(_A), attempts)
+    for status_code, delivered_ids in delivered.items():
+        session.execute(
+            update(_N)
+            .where(_N.c.id.in_(delivered_ids))
+            .values(
                 status="delivered",
                 reason=None,
                 next_attempt_at=None,
                 delivered_at=now,
                 error_code=None,
                 error_message=None,
+                attempt_count=_N.c.attempt_count + 1,
+                leased_by=None,
+                last_status_code=status_code,
+                updated_at=now,
             )
-        else:
-            change.update(error_code=record.error_code, error_message=record.error_message)
-            if record.retry_at is None:
-                change.update(status="failed", reason=None, next_attempt_at=None)
-            elif claimed.campaign.id in disabled and not claimed.test:
-                change.update(status="held", reason="webhook_disabled", next_attempt_at=None)
-            else:
-                change.update(status="retrying", reason=None, next_attempt_at=record.retry_at)
-        changes.append(change)
-    if attempts:
-        session.execute(Attempt.__table__.insert(), attempts)
-        session.execute(update(Notification), changes)
+        )
+    if changes:
+        session.execute(_SETTLE_FAILED.values(updated_at=now), changes)
     for campaign_id in summary.disabled_campaigns:
         _hold(
             session,
@@ -429,6 +529,22 @@ def record_attempts(
         )
     summary.recorded = len(valid)
     return summary
+
+
+_SETTLE_FAILED = (
+    update(_N)
+    .where(_N.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        reason=bindparam("b_reason"),
+        next_attempt_at=bindparam("b_next"),
+        attempt_count=bindparam("b_count"),
+        leased_by=None,
+        last_status_code=bindparam("b_code"),
+        error_code=bindparam("b_error"),
+        error_message=bindparam("b_message"),
+    )
+)
 
 
 @dataclass
@@ -457,6 +573,13 @@ def _update_health(
     disabled: set[str] = set()
     for cid, streak in streaks.items():
         failures, last = streak.failures, streak.last
+        if not failures:  # successes only: reset the count, writing the row only if needed
+            session.execute(
+                update(_C)
+                .where(_C.c.id == cid, _C.c.consecutive_failures != 0)
+                .values(consecutive_failures=0)
+            )
+            continue
         new_count = failures if streak.reset else Campaign.consecutive_failures + failures
         row = session.execute(
             update(Campaign)
