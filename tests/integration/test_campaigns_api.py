@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from engine.store.models import Campaign, Notification
 from tests.conftest import ApiClient, make_workspace
-from tests.integration.campaign_factories import event_campaign, webhook
+from tests.integration.factories import event_campaign, webhook
 
 
 def _stored(db: Any, campaign_id: str) -> Campaign:

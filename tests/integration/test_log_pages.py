@@ -14,7 +14,7 @@ from engine.store import accounts
 from engine.store.models import Alert, Campaign, Notification
 from engine.store.types import utcnow
 from tests.conftest import TEST_PASSWORD, csrf_token, login, make_workspace
-from tests.integration.log_factories import make_campaign, make_notification
+from tests.integration.factories import make_campaign, make_recorded_notification
 from web.auth import hash_password
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -40,7 +40,7 @@ def text(response):
 def test_table_filters_and_older_link(logged_in, db, campaign):
     with db.transaction() as s:
         ids = [
-            make_notification(
+            make_recorded_notification(
                 s,
                 campaign,
                 status="failed" if i % 2 else "delivered",
@@ -99,7 +99,7 @@ def test_table_filters_and_older_link(logged_in, db, campaign):
 )
 def test_detail_explains_each_error(logged_in, db, campaign, attempt, expected):
     with db.transaction() as s:
-        n = make_notification(s, campaign, status="failed", attempts=[dict(attempt)])
+        n = make_recorded_notification(s, campaign, status="failed", attempts=[dict(attempt)])
     page = text(logged_in.get(f"/notifications/{n.id}"))
     for fragment in expected:
         assert fragment in page, fragment
@@ -109,16 +109,16 @@ def test_detail_explains_each_error(logged_in, db, campaign, attempt, expected):
 
 def test_detail_bodies_not_logged_truncated_next_retry_and_reasons(logged_in, db, workspace):
     with db.transaction() as s:
-        quiet = make_campaign(s, workspace.id, log_response_body=False)
+        quiet = make_campaign(s, workspace.id, channel_overrides={"log_response_body": False})
         loud = make_campaign(s, workspace.id)
-        a = make_notification(
+        a = make_recorded_notification(
             s,
             quiet,
             status="retrying",
             next_attempt_at=T0,
             attempts=[{"status_code": 503, "error_code": "http_status"}],
         )
-        b = make_notification(
+        b = make_recorded_notification(
             s,
             loud,
             status="delivered",
@@ -131,8 +131,8 @@ def test_detail_bodies_not_logged_truncated_next_retry_and_reasons(logged_in, db
                 }
             ],
         )
-        held = make_notification(s, loud, status="held", reason="webhook_disabled")
-        skipped = make_notification(s, loud, status="skipped", reason="frequency_capped")
+        held = make_recorded_notification(s, loud, status="held", reason="webhook_disabled")
+        skipped = make_recorded_notification(s, loud, status="skipped", reason="frequency_capped")
     page_a = text(logged_in.get(f"/notifications/{a.id}"))
     assert "not logged" in page_a and "Next retry" in page_a and "2026-03-01 12:00:00" in page_a
     page_b = text(logged_in.get(f"/notifications/{b.id}"))
@@ -143,7 +143,7 @@ def test_detail_bodies_not_logged_truncated_next_retry_and_reasons(logged_in, db
 
 def test_other_workspace_pages_are_404(client, db, campaign):
     with db.transaction() as s:
-        n = make_notification(s, campaign, status="failed")
+        n = make_recorded_notification(s, campaign, status="failed")
     other = make_workspace(db, "Other", "other@acme.test")
     login(client, other.owner_email)
     assert client.get(f"/notifications/{n.id}").status_code == 404
@@ -157,7 +157,7 @@ def test_other_workspace_pages_are_404(client, db, campaign):
 
 def test_retry_and_cancel_need_editor_and_csrf(client, db, workspace, campaign):
     with db.transaction() as s:
-        n = make_notification(s, campaign, status="failed")
+        n = make_recorded_notification(s, campaign, status="failed")
     add_member(db, workspace, "viewer@acme.test", "viewer")
     login(client, "viewer@acme.test")
     page = text(client.get(f"/notifications/{n.id}"))
@@ -187,8 +187,10 @@ def test_retry_and_cancel_need_editor_and_csrf(client, db, workspace, campaign):
 def test_bulk_retry_confirm_progress_and_twice(logged_in, db, workspace, campaign):
     with db.transaction() as s:
         for i in range(4):
-            make_notification(s, campaign, status="failed", created_at=T0 + timedelta(seconds=i))
-        make_notification(s, campaign, status="delivered")
+            make_recorded_notification(
+                s, campaign, status="failed", created_at=T0 + timedelta(seconds=i)
+            )
+        make_recorded_notification(s, campaign, status="delivered")
     confirm = text(logged_in.get(f"/notifications/bulk-retry?campaign_id={campaign.id}"))
     assert "<strong>4</strong> failed notifications" in confirm
     token = csrf_token(logged_in, "/notifications")
@@ -256,14 +258,14 @@ def test_health_page_charts_and_reenable(logged_in, db, workspace):
             disabled_reason="20 consecutive failures",
             disabled_at=now,
         )
-        make_notification(
+        make_recorded_notification(
             s,
             c,
             status="delivered",
             created_at=now,
             attempts=[{"status_code": 200, "duration_ms": 40, "started_at": now}],
         )
-        held = make_notification(s, c, status="held", reason="webhook_disabled")
+        held = make_recorded_notification(s, c, status="held", reason="webhook_disabled")
     page = text(logged_in.get(f"/campaigns/{c.id}/health"))
     assert "disabled" in page and "<strong>20</strong> consecutive" in page
     assert page.count("<svg") == 4 and "p50 40 ms" in page

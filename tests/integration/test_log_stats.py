@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from engine.store.log_stats import campaign_stats
-from tests.integration.log_factories import make_campaign, make_notification
+from tests.integration.factories import make_campaign, make_recorded_notification
 
 NOW = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
 
@@ -16,7 +16,7 @@ def test_hourly_counts_and_percentiles(db, workspace):
         other = make_campaign(s, workspace.id, name="Other")
         two_hours_ago = NOW - timedelta(hours=2)  # the 10:00 bucket
         for ms in range(1, 101):  # 100 delivered, durations 1..100 ms
-            make_notification(
+            make_recorded_notification(
                 s,
                 c,
                 status="delivered",
@@ -24,12 +24,12 @@ def test_hourly_counts_and_percentiles(db, workspace):
                 attempts=[{"status_code": 200, "duration_ms": ms, "started_at": two_hours_ago}],
             )
         for _ in range(3):
-            make_notification(s, c, status="failed", created_at=NOW - timedelta(minutes=5))
-        make_notification(s, c, status="retrying", created_at=NOW - timedelta(minutes=5))
-        make_notification(s, c, status="pending", created_at=NOW - timedelta(minutes=5))
-        make_notification(s, c, status="delivered", created_at=NOW - timedelta(days=2))
-        make_notification(s, c, status="delivered", created_at=NOW, test=True)
-        make_notification(s, other, status="failed", created_at=NOW)
+            make_recorded_notification(s, c, status="failed", created_at=NOW - timedelta(minutes=5))
+        make_recorded_notification(s, c, status="retrying", created_at=NOW - timedelta(minutes=5))
+        make_recorded_notification(s, c, status="pending", created_at=NOW - timedelta(minutes=5))
+        make_recorded_notification(s, c, status="delivered", created_at=NOW - timedelta(days=2))
+        make_recorded_notification(s, c, status="delivered", created_at=NOW, test=True)
+        make_recorded_notification(s, other, status="failed", created_at=NOW)
     with db.session() as s:
         stats = campaign_stats(s, workspace.id, c.id, now=NOW, window="24h")
     assert len(stats.buckets) == 24 and stats.bucket_seconds == 3600
@@ -51,7 +51,7 @@ def test_daily_window(db, workspace):
     with db.transaction() as s:
         c = make_campaign(s, workspace.id)
         for days in (0, 2, 2, 6, 8):
-            make_notification(
+            make_recorded_notification(
                 s,
                 c,
                 status="delivered",

@@ -16,11 +16,11 @@ from engine.store.log import LogActionError, LogFilter
 from engine.store.models import Attempt, BulkJob, Campaign, Notification
 from engine.store.types import utcnow
 from tests.conftest import make_workspace
-from tests.integration.log_factories import (
+from tests.integration.factories import (
     make_campaign,
     make_contact,
     make_event,
-    make_notification,
+    make_recorded_notification,
 )
 
 SETTINGS = RenderSettings(require_https=False, allowed_networks=parse_networks("127.0.0.0/8"))
@@ -37,7 +37,7 @@ def seeded(db: Database, workspace):
         rows = []
         for i in range(30):
             rows.append(
-                make_notification(
+                make_recorded_notification(
                     s,
                     a if i % 2 else b,
                     status=("delivered", "failed", "retrying")[i % 3],
@@ -48,7 +48,7 @@ def seeded(db: Database, workspace):
                 )
             )
         oc = make_campaign(s, other.id, name="Theirs")
-        make_notification(s, oc, status="failed", created_at=T0 + timedelta(minutes=3))
+        make_recorded_notification(s, oc, status="failed", created_at=T0 + timedelta(minutes=3))
     return {"a": a.id, "b": b.id, "ids": [r.id for r in rows], "other": other}
 
 
@@ -101,7 +101,7 @@ def test_pagination_is_stable_while_new_rows_arrive(db, workspace, seeded):
     with db.transaction() as s:  # new notifications arrive between page loads
         campaign = s.get(Campaign, seeded["a"])
         for _ in range(5):
-            make_notification(s, campaign, status="pending")
+            make_recorded_notification(s, campaign, status="pending")
     second = _ids(db, workspace.id, limit=10, before_id=first[-1])
     third = _ids(db, workspace.id, limit=20, before_id=second[-1])
     assert first + second + third == list(reversed(seeded["ids"]))
@@ -110,7 +110,7 @@ def test_pagination_is_stable_while_new_rows_arrive(db, workspace, seeded):
 def test_detail_has_attempts_in_order(db, workspace):
     with db.transaction() as s:
         c = make_campaign(s, workspace.id)
-        n = make_notification(
+        n = make_recorded_notification(
             s,
             c,
             status="failed",
@@ -136,8 +136,8 @@ def test_detail_has_attempts_in_order(db, workspace):
 def test_retry_requeues_and_second_call_is_noop(db, workspace):
     with db.transaction() as s:
         c = make_campaign(s, workspace.id)
-        failed = make_notification(s, c, status="failed", attempts=[{"status_code": 500}])
-        delivered = make_notification(s, c, status="delivered")
+        failed = make_recorded_notification(s, c, status="failed", attempts=[{"status_code": 500}])
+        delivered = make_recorded_notification(s, c, status="delivered")
     now = utcnow()
     with db.transaction() as s:
         n = retry_notification(s, workspace.id, failed.id, SETTINGS, now)
@@ -159,12 +159,12 @@ def test_retry_renders_again_with_the_current_recipe(db, workspace):
             s,
             workspace.id,
             url="http://127.0.0.1:9/old",
-            auth={"type": "bearer"},
+            channel_overrides={"auth": {"type": "bearer"}},
             secrets={"token": "old"},
         )
         contact = make_contact(s, workspace.id)
         event = make_event(s, workspace.id, contact)
-        n = make_notification(s, c, status="failed", contact=contact, event=event)
+        n = make_recorded_notification(s, c, status="failed", contact=contact, event=event)
     with db.transaction() as s:  # the marketer fixes the URL and the token
         campaign = s.get(Campaign, c.id)
         campaign.channel = {**campaign.channel, "url": "http://127.0.0.1:9/new"}
@@ -182,7 +182,7 @@ def test_retry_renders_again_with_the_current_recipe(db, workspace):
 def test_retry_while_disabled_holds(db, workspace):
     with db.transaction() as s:
         c = make_campaign(s, workspace.id, webhook_disabled=True)
-        n = make_notification(s, c, status="failed")
+        n = make_recorded_notification(s, c, status="failed")
     with db.transaction() as s:
         row = retry_notification(s, workspace.id, n.id, SETTINGS)
         assert (row.status, row.reason, row.next_attempt_at) == ("held", "webhook_disabled", None)
@@ -192,7 +192,7 @@ def test_retry_with_a_broken_recipe_fails_with_render_error(db, workspace):
     with db.transaction() as s:
         c = make_campaign(s, workspace.id, url="http://127.0.0.1:9/{{ contact.missing }}")
         contact = make_contact(s, workspace.id)
-        n = make_notification(
+        n = make_recorded_notification(
             s, c, status="failed", contact=contact, event=None, attempts=[{"status_code": 500}]
         )
     with db.transaction() as s:
@@ -206,8 +206,8 @@ def test_retry_with_a_broken_recipe_fails_with_render_error(db, workspace):
 def test_cancel(db, workspace):
     with db.transaction() as s:
         c = make_campaign(s, workspace.id)
-        pending = make_notification(s, c, status="retrying", next_attempt_at=utcnow())
-        delivered = make_notification(s, c, status="delivered")
+        pending = make_recorded_notification(s, c, status="retrying", next_attempt_at=utcnow())
+        delivered = make_recorded_notification(s, c, status="delivered")
     with db.transaction() as s:
         row = log_store.cancel_notification(s, workspace.id, pending.id, utcnow())
         assert (row.status, row.next_attempt_at) == ("cancelled", None)
@@ -226,9 +226,9 @@ def test_bulk_retry_is_idempotent_and_counts_progress(db, workspace):
         a = make_campaign(s, workspace.id, name="A")
         b = make_campaign(s, workspace.id, name="B")
         for i in range(7):
-            make_notification(s, a, status="failed", created_at=T0 + timedelta(seconds=i))
-        make_notification(s, b, status="failed")
-        make_notification(s, a, status="delivered")
+            make_recorded_notification(s, a, status="failed", created_at=T0 + timedelta(seconds=i))
+        make_recorded_notification(s, b, status="failed")
+        make_recorded_notification(s, a, status="delivered")
     filters = LogFilter(campaign_id=a.id)
     now = utcnow()
     with db.transaction() as s:
@@ -265,7 +265,7 @@ def test_purge_expired_keeps_recent_and_open(db, workspace):
     with db.transaction() as s:
         c = make_campaign(s, workspace.id)
         expired = [
-            make_notification(
+            make_recorded_notification(
                 s,
                 c,
                 status=st,
@@ -274,8 +274,8 @@ def test_purge_expired_keeps_recent_and_open(db, workspace):
             )
             for i, st in enumerate(["delivered", "failed", "cancelled", "skipped"] * 3)
         ]
-        held = make_notification(s, c, status="held", created_at=old)
-        fresh = make_notification(
+        held = make_recorded_notification(s, c, status="held", created_at=old)
+        fresh = make_recorded_notification(
             s, c, status="delivered", created_at=now, attempts=[{"status_code": 200}]
         )
     with db.session() as s:

@@ -11,7 +11,7 @@ from engine.manual_retry import wait_for_background_jobs
 from engine.store.models import Notification
 from engine.store.types import utcnow
 from tests.conftest import ApiClient, make_workspace
-from tests.integration.log_factories import make_campaign, make_notification
+from tests.integration.factories import make_campaign, make_recorded_notification
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -36,7 +36,7 @@ def _wait_for_job(api, job_id):
 def test_list_filters_and_cursor(api, db, workspace, campaign):
     with db.transaction() as s:
         ids = [
-            make_notification(
+            make_recorded_notification(
                 s,
                 campaign,
                 status="failed" if i % 2 else "delivered",
@@ -102,7 +102,7 @@ def test_bad_filters_are_refused_with_the_envelope(api, query):
 
 def test_detail_has_masked_request_and_attempts(api, db, campaign):
     with db.transaction() as s:
-        n = make_notification(
+        n = make_recorded_notification(
             s,
             campaign,
             status="failed",
@@ -135,7 +135,7 @@ def test_detail_has_masked_request_and_attempts(api, db, campaign):
 
 def test_other_workspace_is_404_everywhere(app, client, db, campaign):
     with db.transaction() as s:
-        n = make_notification(s, campaign, status="failed")
+        n = make_recorded_notification(s, campaign, status="failed")
     other = ApiClient(client, make_workspace(db, "Other", "other@acme.test"))
     assert other.get("/notifications").get_json()["data"] == []
     for method, path in [
@@ -156,9 +156,11 @@ def test_other_workspace_is_404_everywhere(app, client, db, campaign):
 
 def test_retry_and_cancel(api, db, campaign):
     with db.transaction() as s:
-        failed = make_notification(s, campaign, status="failed")
-        delivered = make_notification(s, campaign, status="delivered")
-        retrying = make_notification(s, campaign, status="retrying", next_attempt_at=utcnow())
+        failed = make_recorded_notification(s, campaign, status="failed")
+        delivered = make_recorded_notification(s, campaign, status="delivered")
+        retrying = make_recorded_notification(
+            s, campaign, status="retrying", next_attempt_at=utcnow()
+        )
     response = api.post(f"/notifications/{failed.id}/retry")
     assert response.status_code == 200 and response.get_json()["status"] == "pending"
     assert api.post(f"/notifications/{failed.id}/retry").get_json()["status"] == "pending"
@@ -174,8 +176,10 @@ def test_bulk_retry_runs_in_background_once(api, db, workspace, campaign):
     with db.transaction() as s:
         other_campaign = make_campaign(s, workspace.id, name="Other")
         for i in range(12):
-            make_notification(s, campaign, status="failed", created_at=T0 + timedelta(seconds=i))
-        make_notification(s, other_campaign, status="failed")
+            make_recorded_notification(
+                s, campaign, status="failed", created_at=T0 + timedelta(seconds=i)
+            )
+        make_recorded_notification(s, other_campaign, status="failed")
     response = api.post("/notifications/retry", json={"filter": {"campaign_id": campaign.id}})
     assert response.status_code == 202
     started = response.get_json()
@@ -195,14 +199,14 @@ def test_bulk_retry_runs_in_background_once(api, db, workspace, campaign):
 def test_campaign_stats_json(api, db, campaign):
     now = utcnow()
     with db.transaction() as s:
-        make_notification(
+        make_recorded_notification(
             s,
             campaign,
             status="delivered",
             created_at=now,
             attempts=[{"status_code": 200, "duration_ms": 42, "started_at": now}],
         )
-        make_notification(s, campaign, status="failed", created_at=now)
+        make_recorded_notification(s, campaign, status="failed", created_at=now)
     stats = api.get(f"/campaigns/{campaign.id}/stats").get_json()
     assert stats["window"] == "24h" and len(stats["buckets"]) == 24
     assert stats["totals"] == {"delivered": 1, "failed": 1, "retrying": 0}
