@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 from flask import Blueprint, Flask, g, request
@@ -24,10 +25,20 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
+_PUBLIC_ENDPOINTS: set[str] = set()
+
+
+def public(view: Any) -> Any:
+    """Serve ``view`` without an API key (only for documents with no workspace data)."""
+    _PUBLIC_ENDPOINTS.add(f"{bp.name}.{view.__name__}")
+    return view
+
 
 @bp.before_request
 def authenticate() -> None:
     """Resolve ``Authorization: Bearer <key>`` to the workspace it acts for."""
+    if request.endpoint in _PUBLIC_ENDPOINTS:
+        return
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
@@ -41,6 +52,14 @@ def authenticate() -> None:
     g.api_key_id = record.id
 
 
+@bp.before_request
+def refuse_nul_in_url() -> None:
+    """PostgreSQL text cannot hold NUL: a ``%00`` in the URL is a 400, not a database error."""
+    values = [*(request.view_args or {}).values(), *request.args.keys(), *request.args.values()]
+    if any("\x00" in value for value in values if isinstance(value, str)):
+        raise ApiError(400, "the URL may not contain NUL (%00) characters")
+
+
 def workspace_id() -> str:
     return g.workspace_id
 
@@ -51,10 +70,39 @@ def json_body() -> Any:
         raise ApiError(400, "the request body is empty; send a JSON document")
     if not request.is_json:
         raise ApiError(415, "send the body as application/json")
+    raw = request.get_data(cache=True)
     try:
-        return json.loads(request.get_data(cache=True))
+        document = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+    # Only escapes (or a UTF-16/32 body) can smuggle NUL or lone surrogates into strings, and
+    # no database text column holds those: look closer only then, big batches stay cheap.
+    suspect = b"\x00" in raw or _SUSPECT_ESCAPE.search(raw)
+    if suspect and not _storable_text(document):
+        raise ApiError(
+            422, "text in the body may not contain NUL (\\u0000) or unpaired surrogates"
+        )
+    return document
+
+
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _storable_text(value: Any) -> bool:
+    """True when every string in ``value`` (keys too) is NUL-free, encodable UTF-8."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_storable_text(k) and _storable_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable_text(item) for item in value)
+    return True
 
 
 def load(schema: Schema, data: Any = None, **kwargs: Any) -> Any:
@@ -108,6 +156,7 @@ def init_app(app: Flask) -> None:
         health,
         meta,
         notifications,
+        openapi,
         render,
         templates,
     )
