@@ -21,7 +21,15 @@ from engine.render import RenderError, RenderSettings, build_variables, render_r
 from engine.store import Database, log_bulk
 from engine.store import log as log_store
 from engine.store.log import LogActionError, LogFilter
-from engine.store.models import Attempt, Campaign, Contact, Event, Notification, Workspace
+from engine.store.models import (
+    Attempt,
+    BulkJob,
+    Campaign,
+    Contact,
+    Event,
+    Notification,
+    Workspace,
+)
 from engine.store.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -161,8 +169,6 @@ def run_bulk_retry(
     clock: Callable[[], datetime] = utcnow,
 ) -> None:
     """Work a bulk retry job through in small committed batches, recording progress."""
-    from engine.store.models import BulkJob
-
     with database.transaction() as session:
         job = session.get(BulkJob, job_id)
         if job is None or job.status == "done":
@@ -209,6 +215,25 @@ def run_in_background(
     return thread
 
 
+def start_bulk_retry(
+    session: Session,
+    database: Database,
+    settings: RenderSettings,
+    workspace_id: str,
+    filters: LogFilter,
+) -> tuple[BulkJob, bool]:
+    """Record (or find) the bulk retry job for ``filters``; returns ``(job, created)``.
+
+    Commits ``session`` so the job is visible to the background thread that then works a
+    newly created job through (an existing one is already running or done).
+    """
+    job, created = log_bulk.start_bulk_retry(session, workspace_id, filters, utcnow())
+    session.commit()
+    if created:
+        run_in_background(database, settings, job.id)
+    return job, created
+
+
 def wait_for_background_jobs(timeout: float = 30.0) -> None:
     """Join the bulk retry threads this process started (shutdown, tests)."""
     with _threads_lock:
@@ -234,5 +259,6 @@ __all__ = [
     "retry_notification",
     "run_bulk_retry",
     "run_in_background",
+    "start_bulk_retry",
     "wait_for_background_jobs",
 ]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, request
+from sqlalchemy.orm import Session
 
 from engine import manual_retry
 from engine.render import RenderSettings
+from engine.store import campaigns as campaign_store
 from engine.store import log as log_store
 from engine.store import log_bulk, log_stats
-from engine.store.log import LogActionError, LogFilter
-from engine.store.models import Campaign
+from engine.store.log import LogActionError
+from engine.store.models import Notification
 from engine.store.types import utcnow
 from web import engine_settings
 from web.api import bp, decode_cursor, json_body, page, page_size, workspace_id
@@ -51,47 +54,39 @@ def get_notification(notification_id: str) -> dict[str, Any]:
     return notification_to_json(detail.notification, detail.attempts)
 
 
-def _conflict(exc: LogActionError) -> ApiError:
-    return ApiError(409, exc.message, details={"status": exc.status})
+def _act_on(
+    notification_id: str, action: Callable[[Session], Notification | None]
+) -> dict[str, Any]:
+    """Run a log action on one notification: 409 when its status forbids it, 404 when absent."""
+    session = get_session()
+    try:
+        notification = action(session)
+    except LogActionError as exc:
+        raise ApiError(409, exc.message, details={"status": exc.status}) from None
+    if notification is None:
+        raise not_found("notification", notification_id)
+    session.commit()
+    return notification_to_json(notification)
 
 
 @bp.post("/notifications/<notification_id>/retry")
 def retry_notification(notification_id: str) -> dict[str, Any]:
-    session = get_session()
-    try:
-        notification = manual_retry.retry_notification(
+    return _act_on(
+        notification_id,
+        lambda session: manual_retry.retry_notification(
             session, workspace_id(), notification_id, render_settings()
-        )
-    except LogActionError as exc:
-        raise _conflict(exc) from None
-    if notification is None:
-        raise not_found("notification", notification_id)
-    session.commit()
-    return notification_to_json(notification)
+        ),
+    )
 
 
 @bp.post("/notifications/<notification_id>/cancel")
 def cancel_notification(notification_id: str) -> dict[str, Any]:
-    session = get_session()
-    try:
-        notification = log_store.cancel_notification(
+    return _act_on(
+        notification_id,
+        lambda session: log_store.cancel_notification(
             session, workspace_id(), notification_id, utcnow()
-        )
-    except LogActionError as exc:
-        raise _conflict(exc) from None
-    if notification is None:
-        raise not_found("notification", notification_id)
-    session.commit()
-    return notification_to_json(notification)
-
-
-def start_bulk_retry(session: Any, workspace: str, filters: LogFilter) -> tuple[Any, bool]:
-    """Record (or find) the bulk retry job for ``filters`` and run it in the background."""
-    job, created = log_bulk.start_bulk_retry(session, workspace, filters, utcnow())
-    session.commit()
-    if created:
-        manual_retry.run_in_background(get_database(), render_settings(), job.id)
-    return job, created
+        ),
+    )
 
 
 @bp.post("/notifications/retry")
@@ -104,7 +99,9 @@ def bulk_retry() -> tuple[dict[str, Any], int]:
     if not isinstance(raw, dict):
         raise ApiError(400, "filter must be a JSON object")
     filters = NotificationFilterSchema().load(raw)
-    job, created = start_bulk_retry(get_session(), workspace_id(), filters)
+    job, created = manual_retry.start_bulk_retry(
+        get_session(), get_database(), render_settings(), workspace_id(), filters
+    )
     return {
         "job_id": job.id,
         "count": job.total,
@@ -128,8 +125,7 @@ def campaign_stats(campaign_id: str) -> dict[str, Any]:
     if window not in log_stats.WINDOWS:
         raise ApiError(400, "window must be 24h or 7d", details={"window": window})
     session = get_session()
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None or campaign.workspace_id != workspace_id():
+    if campaign_store.get_campaign(session, workspace_id(), campaign_id) is None:
         raise not_found("campaign", campaign_id)
     stats = log_stats.campaign_stats(
         session, workspace_id(), campaign_id, now=utcnow(), window=window

@@ -167,12 +167,10 @@ def bulk_retry_start() -> Response:
     filters, errors = _parse_filters(args)
     if errors:
         abort(400)
-    session = get_session()
-    job, created = log_bulk.start_bulk_retry(session, g.workspace.id, filters, utcnow())
-    session.commit()
-    if created:
-        manual_retry.run_in_background(get_database(), _render_settings(), job.id)
-    else:
+    job, created = manual_retry.start_bulk_retry(
+        get_session(), get_database(), _render_settings(), g.workspace.id, filters
+    )
+    if not created:
         flash("This retry was already started; here is its progress.")
     return redirect(url_for("log.bulk_job", job_id=job.id))
 
