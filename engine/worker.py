@@ -332,7 +332,7 @@ class Worker:
                         room_for_host=lambda host: rooms.get(host, new_host_room),
                         full_hosts=[h for h, r in rooms.items() if h is not None and r == 0],
                     )
-                    if len(claimed) < room:
+                    if not claimed:  # idle: when is the next thing due?
                         next_due = outbox.next_due_at(session)
         except Exception:
             logger.exception("settling or claiming failed; retrying shortly")
@@ -354,8 +354,11 @@ class Worker:
         for item in claimed:
             self._claims[item.id] = item
         self._queue.put(claimed)
-        self._more_due = len(claimed) >= room or (next_due is not None and next_due <= now)
-        if self._more_due:
+        # After a claim that found work, look again once a send finishes (more may wait for
+        # a busy host); an empty claim read ``next_due``, which says whether rows still wait.
+        full = len(claimed) >= room or (next_due is not None and next_due <= now)
+        self._more_due = full or bool(claimed)
+        if full:
             self._announced = True  # more is due than we had room for: claim again when free
         elif next_due is not None:
             self._schedule_timer(next_due)

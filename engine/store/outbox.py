@@ -181,14 +181,25 @@ class CampaignCache:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[datetime, bool, float, CampaignDelivery]] = {}
 
-    def load(self, session: Session, ids: Collection[str]) -> dict[str, CampaignDelivery]:
-        """The delivery settings of the campaigns ``ids`` that still exist."""
+    def load(
+        self,
+        session: Session,
+        ids: Collection[str],
+        versions: Iterable[tuple[str, datetime, bool]] | None = None,
+    ) -> dict[str, CampaignDelivery]:
+        """The delivery settings of the campaigns ``ids`` that still exist.
+
+        ``versions`` (id, updated_at, webhook_disabled), when the caller already read them,
+        saves the query that checks them.
+        """
         clock = time.monotonic()
         found: dict[str, CampaignDelivery] = {}
         stale: list[str] = []
-        rows = session.execute(
-            select(_C.c.id, _C.c.updated_at, _C.c.webhook_disabled).where(_C.c.id.in_(ids))
-        )
+        rows = versions
+        if rows is None:
+            rows = session.execute(
+                select(_C.c.id, _C.c.updated_at, _C.c.webhook_disabled).where(_C.c.id.in_(ids))
+            ).all()
         with self._lock:
             for cid, updated_at, disabled in rows:
                 entry = self._entries.get(cid)
@@ -273,11 +284,14 @@ def claim_due_notifications(
             _N.c.test,
             _N.c.request,
             _RAW_SECRETS,
+            _C.c.updated_at.label("campaign_updated_at"),
+            _C.c.webhook_disabled,
         )
+        .join(_C, _C.c.id == _N.c.campaign_id)
         .where(_DUE_STATUSES_SQL, _N.c.next_attempt_at <= now)
         .order_by(_N.c.next_attempt_at)
         .limit(limit + min(limit, 50))
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, of=_N)
     )
     if full_hosts:
         query = query.where(
@@ -286,7 +300,10 @@ def claim_due_notifications(
     rows = session.execute(query).all()
     if not rows:
         return []
-    campaigns = campaign_cache.load(session, {row.campaign_id for row in rows})
+    versions = {row.campaign_id: (row.campaign_updated_at, row.webhook_disabled) for row in rows}
+    campaigns = campaign_cache.load(
+        session, versions, [(cid, at, bool(off)) for cid, (at, off) in versions.items()]
+    )
     held: dict[str, list[str]] = {"webhook_disabled": [], "webhook_inactive": []}
     taken: dict[str | None, int] = {}
     rooms: dict[str | None, int] = {}
