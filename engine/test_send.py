@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from engine import delivery
 from engine.materialize import CampaignMaterializer, MaterializedBatch
 from engine.render import RenderSettings
-from engine.store import Database, accounts, outbox
+from engine.store import Database, accounts, contacts, outbox
 from engine.store import campaigns as campaign_store
 from engine.store import events as event_store
 from engine.store.outbox import CampaignDelivery, ClaimedNotification
@@ -31,6 +33,38 @@ class TestSendResult:
     request: dict[str, Any] | None  # as sent, secrets masked; None when it did not render
     outcome: AttemptOutcome | None  # None when it did not render
     render_error: str | None = None
+
+
+def contact_for_test(
+    session: Session, workspace_id: str, spec: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The test contact as ``send_test`` takes it; None when its external id is unknown.
+
+    ``spec`` is ``{"attributes": {...}}`` (an inline contact, optionally named by
+    ``external_id``) or ``{"external_id": ...}`` of a stored contact.
+    """
+    if "attributes" in spec:
+        return {
+            "id": None,
+            "external_id": spec.get("external_id") or "test-contact",
+            "attributes": spec["attributes"],
+        }
+    stored = contacts.get_contact(session, workspace_id, spec["external_id"])
+    if stored is None:
+        return None
+    return {"id": stored.id, "external_id": stored.external_id, "attributes": stored.attributes}
+
+
+def event_for_test(spec: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The test event as templates see it, defaults filled; None when there is none."""
+    if spec is None:
+        return None
+    return {
+        "id": spec.get("id") or "evt_test",
+        "name": spec.get("name") or "test",
+        "occurred_at": spec.get("occurred_at") or datetime.now(UTC),
+        "properties": spec.get("properties") or {},
+    }
 
 
 def send_test(

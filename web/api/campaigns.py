@@ -8,24 +8,27 @@ create, duplicate and rotate-secret). Lifecycle refusals are 409 (wrong state) o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, request
 
 from engine import campaigns as service
+from engine import test_send as test_sends
 from engine.render import RenderSettings
 from engine.store import campaigns as campaign_store
-from engine.store import contacts
 from engine.store import templates as template_store
 from engine.store.models import Campaign
-from engine.test_send import send_test
 from engine.transport import Transport
 from web import engine_settings
 from web.api import bp, decode_cursor, json_body, load, page, page_size, workspace_id
 from web.api.errors import ApiError, not_found
 from web.database import get_database, get_session
-from web.schemas.campaign import CampaignActionSchema, CampaignSchema, TestSendSchema
+from web.schemas.campaign import (
+    CampaignActionSchema,
+    CampaignSchema,
+    TestSendSchema,
+    test_send_to_json,
+)
 
 STATUSES = ("draft", "active", "paused", "archived")
 
@@ -214,67 +217,37 @@ def run_to_json(run: Any) -> dict[str, Any]:
 # -- test send ------------------------------------------------------------------------------
 
 
-def _test_contact(spec: dict[str, Any]) -> dict[str, Any]:
-    if "attributes" in spec:
-        return {
-            "id": None,
-            "external_id": spec.get("external_id") or "test-contact",
-            "attributes": spec["attributes"],
-        }
-    stored = contacts.get_contact(get_session(), workspace_id(), spec["external_id"])
-    if stored is None:
-        raise not_found("contact", spec["external_id"])
-    return {"id": stored.id, "external_id": stored.external_id, "attributes": stored.attributes}
-
-
-def _test_event(spec: dict[str, Any] | None) -> dict[str, Any] | None:
-    if spec is None:
-        return None
-    return {
-        "id": spec.get("id") or "evt_test",
-        "name": spec.get("name") or "test",
-        "occurred_at": spec.get("occurred_at") or datetime.now(UTC),
-        "properties": spec.get("properties") or {},
-    }
-
-
 @bp.post("/campaigns/<campaign_id>/test")
 def test_send(campaign_id: str) -> dict[str, Any]:
     """Render for the given contact and event, send ONE request now, return what happened.
 
     The notification is logged with ``test: true`` (never retried, no effect on endpoint
-    health). Answer: ``{"notification_id", "request", "response": {...}}``; when the
-    request could not be rendered or sent, ``"error": {"code", "message"}`` instead of
-    (or, for a send error after a response, next to) ``response``.
+    health). Answer: see ``web.schemas.campaign.test_send_to_json``.
     """
     data = load(TestSendSchema())
-    campaign = _campaign(campaign_id)
+    return run_test_send(workspace_id(), _campaign(campaign_id), data)
+
+
+def run_test_send(workspace: str, campaign: Campaign, data: dict[str, Any]) -> dict[str, Any]:
+    """Send a test of ``campaign`` for ``data`` (a loaded ``TestSendSchema``); its answer.
+
+    Shared with the builder's Test tab; refusals are ``ApiError`` (422 without a URL,
+    404 for an unknown contact).
+    """
     if not (campaign.channel or {}).get("url"):
         raise ApiError(422, "the campaign has no webhook URL yet", details={"webhook.url": []})
-    contact = _test_contact(data["contact"])
-    event = _test_event(data.get("event"))
+    contact = test_sends.contact_for_test(get_session(), workspace, data["contact"])
+    if contact is None:
+        raise not_found("contact", data["contact"]["external_id"])
+    event = test_sends.event_for_test(data.get("event"))
+    campaign_id = campaign.id
     get_session().rollback()  # send_test runs its own short transactions; touch no row now
     settings = engine_settings(current_app)
     with Transport(allowed_networks=settings.allowed_networks) as transport:
-        result = send_test(
-            get_database(), workspace_id(), campaign_id, contact=contact, event=event,
+        result = test_sends.send_test(
+            get_database(), workspace, campaign_id, contact=contact, event=event,
             settings=_settings(), transport=transport,
         )
     if result is None:
         raise not_found("campaign", campaign_id)
-    answer: dict[str, Any] = {"notification_id": result.notification_id,
-                              "request": result.request}
-    outcome = result.outcome
-    if outcome is None:
-        answer["error"] = {"code": "render_error", "message": result.render_error}
-        return answer
-    if outcome.status_code is not None:
-        answer["response"] = {
-            "status_code": outcome.status_code,
-            "headers": outcome.response_headers or {},
-            "body": (outcome.response_body or b"").decode("utf-8", errors="replace"),
-            "duration_ms": outcome.duration_ms,
-        }
-    if outcome.error_code is not None and outcome.error_code != "http_status":
-        answer["error"] = {"code": outcome.error_code, "message": outcome.error_message}
-    return answer
+    return test_send_to_json(result)

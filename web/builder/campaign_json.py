@@ -20,6 +20,7 @@ from engine import triggers
 from engine.rules_sql import audience_sql_supported
 from engine.store import builder_lookups, contacts
 from web.api import campaigns as api_campaigns
+from web.api import load
 from web.auth import login_required, require_role
 from web.builder import bp
 from web.builder.campaigns import load_campaign
@@ -33,7 +34,7 @@ from web.builder.editing import (
     validation_failed,
 )
 from web.database import get_session
-from web.schemas.campaign import CampaignActionSchema, CampaignSchema
+from web.schemas.campaign import CampaignActionSchema, CampaignSchema, TestSendSchema
 
 CONTACT_SEARCH_LIMIT = 10
 
@@ -100,13 +101,12 @@ def campaign_preview(campaign_id: str) -> dict[str, Any]:
 def campaign_test_send(campaign_id: str) -> dict[str, Any]:
     """Send the saved webhook once, now, to a test contact: ``POST /campaigns/<id>/test``.
 
-    The very view of the API answers, with this request's JSON body, acting for the
-    logged-in user's workspace; its errors come back as the same envelope.
+    Same body, answer and error envelope as the API call, for the logged-in user's
+    workspace.
     """
     require_role("editor")
-    load_campaign(campaign_id)
-    g.workspace_id = g.workspace.id
-    return api_campaigns.test_send(campaign_id)
+    campaign = load_campaign(campaign_id)
+    return api_campaigns.run_test_send(g.workspace.id, campaign, load(TestSendSchema()))
 
 
 @bp.post("/campaigns/<campaign_id>/schedule-preview")

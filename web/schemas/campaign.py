@@ -24,6 +24,7 @@ from engine.campaigns import merge_channel_patch
 from engine.render import RenderSettings
 from engine.rules import validate_conditions
 from engine.rules_sql import audience_sql_supported
+from engine.test_send import TestSendResult
 from engine.triggers import validate_trigger
 from web.schemas.channel import WebhookChannelSchema
 
@@ -155,3 +156,26 @@ class TestSendSchema(Schema):
                 raise ValidationError({"event.name": ["must be a string"]})
             if not isinstance(event.get("properties", {}), dict):
                 raise ValidationError({"event.properties": ["must be an object"]})
+
+
+def test_send_to_json(result: TestSendResult) -> dict[str, Any]:
+    """The answer of a test send: ``{"notification_id", "request", "response"}``.
+
+    When the request could not be rendered or sent, ``"error": {"code", "message"}``
+    stands instead of (or, for a send error after a response, next to) ``response``.
+    """
+    answer: dict[str, Any] = {"notification_id": result.notification_id, "request": result.request}
+    outcome = result.outcome
+    if outcome is None:
+        answer["error"] = {"code": "render_error", "message": result.render_error}
+        return answer
+    if outcome.status_code is not None:
+        answer["response"] = {
+            "status_code": outcome.status_code,
+            "headers": outcome.response_headers or {},
+            "body": (outcome.response_body or b"").decode("utf-8", errors="replace"),
+            "duration_ms": outcome.duration_ms,
+        }
+    if outcome.error_code is not None and outcome.error_code != "http_status":
+        answer["error"] = {"code": outcome.error_code, "message": outcome.error_message}
+    return answer
