@@ -13,11 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from engine.campaigns import channel_with_secrets
 from engine.ids import new_id
-from engine.render import RenderError, RenderSettings, build_variables, render_request
+from engine.render import (
+    RenderError,
+    RenderSettings,
+    build_variables,
+    render_request,
+    url_host,
+)
 from engine.store.models import Campaign
 
 
@@ -140,7 +145,7 @@ class CampaignMaterializer:
         row.update(
             request=rendered.masked(),
             request_secrets=secrets or None,
-            endpoint_host=urlsplit(rendered.url).hostname,
+            endpoint_host=url_host(rendered.url),
         )
         if self.hold_reason and not test:
             row.update(status="held", reason=self.hold_reason, next_attempt_at=None)

@@ -241,6 +241,34 @@ def url_problem(url: str, settings: RenderSettings) -> str | None:
         return "the URL contains spaces or control characters (use | urlencode on values)"
     if len(url) > MAX_URL_LENGTH:
         return f"the URL is longer than {MAX_URL_LENGTH // 1024} KiB"
+    authority = _AUTHORITY.match(url)
+    if authority is not None:  # the rest of the URL cannot change scheme, host or port
+        return _authority_problem(authority.group(), settings)
+    return _parts_problem(url, settings)
+
+
+def url_host(url: str) -> str | None:
+    """The host of a URL (lower case, as ``urlsplit`` gives it), cached per scheme+authority."""
+    authority = _AUTHORITY.match(url)
+    return _host(authority.group() if authority is not None else url)
+
+
+#: ``scheme://authority`` at the start of a URL: ``urlsplit`` takes scheme, user, password,
+#: host and port from this part alone (the checks above already refused spaces and controls).
+_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")
+
+
+@functools.lru_cache(maxsize=1024)
+def _authority_problem(authority: str, settings: RenderSettings) -> str | None:
+    return _parts_problem(authority, settings)
+
+
+@functools.lru_cache(maxsize=1024)
+def _host(authority: str) -> str | None:
+    return urlsplit(authority).hostname
+
+
+def _parts_problem(url: str, settings: RenderSettings) -> str | None:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (validates the port)

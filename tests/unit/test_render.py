@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from engine import render as render_module
 from engine.netguard import parse_networks
 from engine.render import (
     METHODS,
@@ -20,6 +21,8 @@ from engine.render import (
     flatten_for_form,
     render_request,
     sample_variables,
+    url_host,
+    url_problem,
 )
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -395,6 +398,33 @@ def test_url_rules(url: str, settings: dict[str, Any], ok: bool) -> None:
         assert render(channel, variables, **settings).url == url
     else:
         assert render_error(channel, variables, **settings).location == "url"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com/x?a=1#f",
+        "HTTPS://API.Example.com:8443/x",
+        "http://api.example.com",
+        "https://user:pw@api.example.com/x",
+        "https://[::1]/x",
+        "https://[::1/x",
+        "https://api.example.com:99999/x",
+        "https://api.example.com:port/x",
+        "https://10.0.0.5?x=https://api.example.com",
+        "https://127.0.0.1:8443/hook",
+        "ftp://api.example.com/",
+        "https:///nohost",
+        "mailto:ada@example.com",
+    ],
+)
+def test_url_checks_cached_per_authority_match_a_full_parse(url: str) -> None:
+    """Scheme, host and port are checked once per ``scheme://authority`` prefix."""
+    settings = RenderSettings(allowed_networks=parse_networks("127.0.0.0/8"))
+    for _ in range(2):  # the second call answers from the cache
+        assert url_problem(url, settings) == render_module._parts_problem(url, settings)
+    if url_problem(url, settings) is None:
+        assert url_host(url) == urlsplit(url).hostname
 
 
 def test_url_with_urlencode_filter() -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 
+from engine import sandbox
 from engine.sandbox import (
     MissingVariableError,
     RenderBudget,
@@ -248,3 +250,56 @@ def test_deep_recursion_fails_cleanly() -> None:
 def test_compiled_templates_are_cached_by_source() -> None:
     source = "{{ contact.first_name }} cached"
     assert compile_template(source) is compile_template(source)
+
+
+def _outcome(function: Any, *args: Any) -> tuple[str, Any]:
+    try:
+        return "ok", function(*args)
+    except Exception as exc:  # the outcome is what is compared
+        return type(exc).__name__, str(exc)
+
+
+def _render_with_jinja(template: Any, wrapped: dict[str, Any]) -> str:
+    return "".join(template.root_render_func(template.new_context(wrapped)))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ contact.first_name }}",
+        'Hi {{ contact.first_name | default("there") }}!',
+        '{{ contact.missing | default("x") }} and {{ contact.empty | d("y", true) }}',
+        "{{ contact.missing }}",
+        "{{ contact.missing.deeper }}",
+        "{{ nobody.name }}",
+        "{{ contact.tags[1] }}{{ contact.tags[9] }}",
+        '{{ contact["address"]["city"] | upper }}',
+        "{{ contact.address }} {{ contact.tags }} {{ contact.nothing }}",
+        "{{ contact.external_id | urlencode }}",
+        "{{ contact.missing | urlencode }}",
+        "{{ contact.address | tojson }}",
+        "{{ contact.__class__ }}",
+        "{{ contact.first_name.__class__ }}",
+        "{{ contact.first_name.upper }}",
+        "{{ contact.items }}",
+        "{{ contact.zero | string | length }}",
+    ],
+)
+def test_direct_templates_render_exactly_like_jinja(source: str) -> None:
+    """Simple templates skip the Jinja context; output and errors must be identical."""
+    direct = sandbox._compiled_renderer(source)
+    assert isinstance(direct, sandbox.DirectTemplate)
+    template = compile_template(source)
+    for variables in (VARIABLES, {}, {"contact": {"external_id": "a/b ü?&"}}):
+        wrapped = wrap_variables(variables)
+        with RenderBudget(2.0):
+            expected = _outcome(_render_with_jinja, template, wrapped)
+            assert _outcome(direct.render, wrapped) == expected
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ range(3) }}", "{{ self }}", "{% if a %}x{% endif %}", "{{ a ~ b }}", "{{ a|join(',') }}"],
+)
+def test_templates_beyond_paths_and_filters_use_jinja(source: str) -> None:
+    assert not isinstance(sandbox._compiled_renderer(source), sandbox.DirectTemplate)
