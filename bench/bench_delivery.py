@@ -203,7 +203,9 @@ def paced_latency(
     _, campaign_id, contact_id = setup_campaign(database, f"http://127.0.0.1:{port}/hook")
     stall_campaign = None
     if stall_url:
-        _, stall_campaign, stall_contact = setup_campaign(database, stall_url, timeout_seconds=15)
+        _, stall_campaign, stall_contact = setup_campaign(
+            database, stall_url, channel_overrides={"timeout_seconds": 15}
+        )
     worker, transport = new_worker(database)
     worker.start()
     created: dict[str, float] = {}
