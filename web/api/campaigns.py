@@ -20,8 +20,9 @@ from engine.store import templates as template_store
 from engine.store.models import Campaign
 from engine.transport import Transport
 from web import engine_settings
-from web.api import bp, decode_cursor, json_body, load, page, page_size, workspace_id
+from web.api import bp, json_body, load, page, page_size, workspace_id
 from web.api.errors import ApiError, not_found
+from web.api.keyset import before_id
 from web.database import get_database, get_session
 from web.schemas.campaign import (
     CampaignActionSchema,
@@ -51,14 +52,6 @@ def _refused(exc: service.CampaignError) -> ApiError:
     return ApiError(exc.status, exc.message, code=code, details=exc.problems or None)
 
 
-def _before(cursor_text: str | None) -> str | None:
-    cursor = decode_cursor(cursor_text)
-    before = cursor.get("before") if cursor else None
-    if before is not None and not isinstance(before, str):
-        raise ApiError(400, "cursor is not valid; pass next_cursor from a previous page")
-    return before
-
-
 @bp.post("/campaigns")
 def create_campaign() -> tuple[dict[str, Any], int]:
     body = json_body()
@@ -86,7 +79,7 @@ def list_campaigns() -> dict[str, Any]:
         raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
     rows = campaign_store.list_campaigns_page(
         get_session(), workspace_id(), limit=size + 1,
-        before_id=_before(request.args.get("cursor")), status=status,
+        before_id=before_id(), status=status,
     )
     return page(rows, size, service.campaign_to_json, lambda c: {"before": c.id})
 
@@ -99,15 +92,7 @@ def get_campaign(campaign_id: str) -> dict[str, Any]:
 @bp.patch("/campaigns/<campaign_id>")
 def update_campaign(campaign_id: str) -> dict[str, Any]:
     campaign = _campaign(campaign_id, for_update=True)
-    schema = CampaignSchema(
-        settings=_settings(),
-        base_channel=service.masked_channel(
-            campaign.channel, campaign.channel_secrets, campaign.signing_secret
-        ),
-        stored_trigger=campaign.trigger,
-        partial=True,
-    )
-    data = load(schema)
+    data = load(CampaignSchema.for_update(campaign, _settings()))
     data.pop("template_id", None)
     try:
         service.update_campaign(get_session(), campaign, data, settings=_settings())
@@ -194,7 +179,7 @@ def list_runs(campaign_id: str) -> dict[str, Any]:
     size = page_size()
     rows = campaign_store.list_runs(
         get_session(), campaign.id, limit=size + 1,
-        before_id=_before(request.args.get("cursor")),
+        before_id=before_id(),
     )
     return page(rows, size, run_to_json, lambda r: {"before": r.id})
 

@@ -8,8 +8,9 @@ from flask import request
 from marshmallow import ValidationError
 
 from engine.store import contacts
-from web.api import bp, decode_cursor, load, page, page_size, workspace_id
+from web.api import bp, load, page, page_size, workspace_id
 from web.api.errors import ApiError, not_found
+from web.api.keyset import before_id
 from web.database import get_session
 from web.schemas.contact import EXTERNAL_ID, ContactWriteSchema, contact_to_json
 
@@ -26,15 +27,11 @@ def _check_external_id(external_id: str) -> None:
 @bp.get("/contacts")
 def list_contacts() -> dict[str, Any]:
     size = page_size()
-    cursor = decode_cursor(request.args.get("cursor"))
-    before = cursor.get("before") if cursor else None
-    if before is not None and not isinstance(before, str):
-        raise ApiError(400, "cursor is not valid; pass next_cursor from a previous page")
     rows = contacts.list_contacts(
         get_session(),
         workspace_id(),
         limit=size + 1,
-        before_id=before,
+        before_id=before_id(),
         external_id_prefix=request.args.get("external_id_prefix") or None,
     )
     return page(rows, size, contact_to_json, lambda c: {"before": c.id})

@@ -9,8 +9,9 @@ from flask import request
 from engine.store import outbox
 from engine.store.models import Alert, Campaign
 from engine.store.types import utcnow
-from web.api import bp, decode_cursor, page, page_size, workspace_id
-from web.api.errors import ApiError, not_found
+from web.api import bp, page, page_size, workspace_id
+from web.api.errors import not_found
+from web.api.keyset import before_id
 from web.database import get_session
 
 
@@ -30,16 +31,12 @@ def alert_to_json(alert: Alert) -> dict[str, Any]:
 def list_alerts() -> Any:
     """Health alerts, newest first; ``?open=1`` for unacknowledged ones, ``?campaign_id=``."""
     size = page_size()
-    position = decode_cursor(request.args.get("cursor")) or {}
-    before = position.get("before")
-    if before is not None and not isinstance(before, str):
-        raise ApiError(400, "cursor is not valid; pass next_cursor from a previous page")
     open_only = request.args.get("open", "").lower() in ("1", "true", "yes")
     alerts = outbox.list_alerts(
         get_session(),
         workspace_id(),
         limit=size + 1,
-        before_id=before,
+        before_id=before_id(),
         campaign_id=request.args.get("campaign_id") or None,
         open_only=open_only,
     )

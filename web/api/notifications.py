@@ -17,8 +17,9 @@ from engine.store.log import LogActionError
 from engine.store.models import Notification
 from engine.store.types import utcnow
 from web import engine_settings
-from web.api import bp, decode_cursor, json_body, page, page_size, workspace_id
+from web.api import bp, json_body, page, page_size, workspace_id
 from web.api.errors import ApiError, not_found
+from web.api.keyset import before_id
 from web.database import get_database, get_session
 from web.schemas.notification import (
     NotificationFilterSchema,
@@ -36,12 +37,8 @@ def render_settings() -> RenderSettings:
 def list_notifications() -> dict[str, Any]:
     filters = filter_from_args(request.args)
     size = page_size()
-    cursor = decode_cursor(request.args.get("cursor"))
-    before = cursor.get("before") if cursor else None
-    if before is not None and not isinstance(before, str):
-        raise ApiError(400, "cursor is not valid; pass next_cursor from a previous page")
     rows = log_store.list_notifications(
-        get_session(), workspace_id(), filters, limit=size + 1, before_id=before
+        get_session(), workspace_id(), filters, limit=size + 1, before_id=before_id()
     )
     return page(rows, size, notification_to_json, lambda n: {"before": n.id})
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 
 from engine import campaigns as service
 from engine.render import RenderSettings
 from engine.store import templates as template_store
 from engine.store.models import Template
 from web import engine_settings
-from web.api import bp, decode_cursor, load, page, page_size, workspace_id
-from web.api.errors import ApiError, not_found
+from web.api import bp, load, page, page_size, workspace_id
+from web.api.errors import not_found
+from web.api.keyset import before_id
 from web.database import get_session
 from web.schemas.template import TemplateSchema
 
@@ -39,12 +40,8 @@ def create_template() -> tuple[dict[str, Any], int]:
 @bp.get("/templates")
 def list_templates() -> dict[str, Any]:
     size = page_size()
-    cursor = decode_cursor(request.args.get("cursor"))
-    before = cursor.get("before") if cursor else None
-    if before is not None and not isinstance(before, str):
-        raise ApiError(400, "cursor is not valid; pass next_cursor from a previous page")
     rows = template_store.list_templates_page(
-        get_session(), workspace_id(), limit=size + 1, before_id=before
+        get_session(), workspace_id(), limit=size + 1, before_id=before_id()
     )
     return page(rows, size, service.template_to_json, lambda t: {"before": t.id})
 
@@ -57,12 +54,7 @@ def get_template(template_id: str) -> dict[str, Any]:
 @bp.patch("/templates/<template_id>")
 def update_template(template_id: str) -> dict[str, Any]:
     template = _template(template_id)
-    schema = TemplateSchema(
-        settings=_settings(),
-        base_channel=service.masked_channel(template.channel, template.channel_secrets),
-        partial=True,
-    )
-    data = load(schema)
+    data = load(TemplateSchema.for_update(template, _settings()))
     service.update_template(get_session(), template, data)
     get_session().commit()
     return service.template_to_json(template)
