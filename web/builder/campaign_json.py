@@ -59,14 +59,7 @@ def campaign_save(campaign_id: str) -> dict[str, Any]:
     db = get_session()
     campaign = load_campaign(campaign_id)
     payload = json_payload()
-    schema = CampaignSchema(
-        settings=render_settings(),
-        base_channel=campaign_service.masked_channel(
-            campaign.channel, campaign.channel_secrets, campaign.signing_secret
-        ),
-        stored_trigger=campaign.trigger,
-        partial=True,
-    )
+    schema = CampaignSchema.for_update(campaign, render_settings())
     try:
         changes = schema.load(payload)
         changes.pop("template_id", None)

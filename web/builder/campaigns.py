@@ -101,6 +101,19 @@ def campaign_new() -> str:
     )
 
 
+def _new_campaign_form_again(
+    name: str, trigger_type: str, template_id: str | None, errors: dict[str, str]
+) -> tuple[str, int]:
+    """The new-campaign form with what was typed and why it was refused (422)."""
+    return render_template(
+        "builder/campaign_new.html",
+        templates=template_store.list_templates(get_session(), g.workspace.id),
+        chosen_template=template_id or "",
+        errors=errors,
+        form={"name": name, "trigger_type": trigger_type},
+    ), 422
+
+
 @bp.post("/campaigns/new")
 @login_required
 def campaign_create() -> Any:
@@ -120,13 +133,7 @@ def campaign_create() -> Any:
     if template_id and template_store.get_template(db, g.workspace.id, template_id) is None:
         errors["template_id"] = "That template no longer exists."
     if errors:
-        return render_template(
-            "builder/campaign_new.html",
-            templates=template_store.list_templates(db, g.workspace.id),
-            chosen_template=template_id or "",
-            errors=errors,
-            form={"name": name, "trigger_type": trigger_type},
-        ), 422
+        return _new_campaign_form_again(name, trigger_type, template_id, errors)
     trigger = {"type": "event", "events": []}
     if trigger_type == "schedule":
         trigger = {"type": "schedule", "cron": "0 9 * * MON", "timezone": "UTC"}
@@ -138,13 +145,7 @@ def campaign_create() -> Any:
     except ValidationError as exc:
         messages = flatten_messages(exc.normalized_messages())
         errors = {"name": " ".join(m for texts in messages.values() for m in texts)}
-        return render_template(
-            "builder/campaign_new.html",
-            templates=template_store.list_templates(db, g.workspace.id),
-            chosen_template=template_id or "",
-            errors=errors,
-            form={"name": name, "trigger_type": trigger_type},
-        ), 422
+        return _new_campaign_form_again(name, trigger_type, template_id, errors)
     campaign, secret = campaign_service.create_campaign(db, g.workspace.id, loaded)
     db.commit()
     remember_secret_to_reveal(campaign.id, secret)

@@ -65,11 +65,7 @@ def template_save(template_id: str) -> dict[str, Any]:
     require_role("editor")
     db = get_session()
     template = load_template(template_id)
-    schema = TemplateSchema(
-        settings=render_settings(),
-        base_channel=campaign_service.masked_channel(template.channel, template.channel_secrets),
-        partial=True,
-    )
+    schema = TemplateSchema.for_update(template, render_settings())
     try:
         changes = schema.load(json_payload())
     except ValidationError as exc:

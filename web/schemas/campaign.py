@@ -20,10 +20,11 @@ from marshmallow import (
     validates_schema,
 )
 
-from engine.campaigns import merge_channel_patch
+from engine.campaigns import masked_channel, merge_channel_patch
 from engine.render import RenderSettings
 from engine.rules import validate_conditions
 from engine.rules_sql import audience_sql_supported
+from engine.store.models import Campaign
 from engine.test_send import TestSendResult
 from engine.triggers import validate_trigger
 from web.schemas.channel import WebhookChannelSchema
@@ -86,6 +87,19 @@ class CampaignSchema(Schema):
         self.render_settings = settings or RenderSettings()
         self.base_channel = base_channel
         self.stored_trigger = stored_trigger
+
+    @classmethod
+    def for_update(cls, campaign: Campaign, settings: RenderSettings) -> CampaignSchema:
+        """The PATCH schema of ``campaign``: changes merge over its stored (masked) channel,
+        so omitted secrets keep the stored ones, and conditions check against its trigger."""
+        return cls(
+            settings=settings,
+            base_channel=masked_channel(
+                campaign.channel, campaign.channel_secrets, campaign.signing_secret
+            ),
+            stored_trigger=campaign.trigger,
+            partial=True,
+        )
 
     @validates_schema
     def _rules(self, data: dict[str, Any], **_: Any) -> None:

@@ -7,8 +7,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from engine.campaigns import merge_channel_patch
+from engine.campaigns import masked_channel, merge_channel_patch
 from engine.render import RenderSettings
+from engine.store.models import Template
 from web.schemas.campaign import _flatten
 from web.schemas.channel import WebhookChannelSchema
 
@@ -30,6 +31,16 @@ class TemplateSchema(Schema):
         super().__init__(*args, **kwargs)
         self.render_settings = settings or RenderSettings()
         self.base_channel = base_channel
+
+    @classmethod
+    def for_update(cls, template: Template, settings: RenderSettings) -> TemplateSchema:
+        """The PATCH schema of ``template``: changes merge over its stored (masked) channel,
+        so omitted secrets keep the stored ones."""
+        return cls(
+            settings=settings,
+            base_channel=masked_channel(template.channel, template.channel_secrets),
+            partial=True,
+        )
 
     @validates_schema
     def _webhook(self, data: dict[str, Any], **_: Any) -> None:
