@@ -8,11 +8,11 @@ run must not cost one round trip per row.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, Text, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine import crypto
@@ -103,16 +103,73 @@ def insert_notifications(
                 if token is None:
                     plain = json.dumps(secrets, separators=(",", ":"), sort_keys=True)
                     token = tokens[key] = crypto.encrypt(plain)
-            prepared.append({**row, "request_secrets": None, "sealed_secrets": token})
-        connection.execute(_INSERT_NOTIFICATION, prepared)
+            prepared.append({**row, "request_secrets": token})
+        _bulk_insert(connection, Notification.__table__, prepared, raw={"request_secrets"})
     if attempts:
-        connection.execute(insert(Attempt.__table__), list(attempts))
+        _bulk_insert(connection, Attempt.__table__, list(attempts))
 
 
-#: The notification insert with ``request_secrets`` bound as already-encrypted text.
-_INSERT_NOTIFICATION = insert(Notification.__table__).values(
-    request_secrets=bindparam("sealed_secrets", type_=Text)
-)
+def _bulk_insert(
+    connection: Connection, table: Table, rows: list[dict[str, Any]], raw: Set[str] = frozenset()
+) -> None:
+    """Insert uniform row dicts straight through the driver: ``COPY`` on PostgreSQL,
+    ``executemany`` on SQLite.
+
+    Values go through the same SQLAlchemy bind processors a Core insert would use (JSON,
+    UTC datetimes, booleans), so stored values are identical; a value shared by the rows
+    of a batch (its timestamp, campaign id) is processed once. Columns in ``raw`` are
+    stored as given. Rows with differing keys, or leaving out a column that has a Python
+    default, take the ordinary Core insert.
+    """
+    names = list(rows[0])
+    keys = set(names)
+    uniform = all(len(row) == len(names) and row.keys() == keys for row in rows)
+    defaulted = any(
+        column.default is not None and column.name not in keys for column in table.columns
+    )
+    if not uniform or defaulted:
+        statement = insert(table).values({n: bindparam(f"raw_{n}", type_=Text) for n in raw})
+        connection.execute(statement, [_rename_raw(row, raw) for row in rows])
+        return
+    dialect = connection.dialect
+    processors = [
+        None if name in raw else table.columns[name].type._cached_bind_processor(dialect)
+        for name in names
+    ]
+    columns = list(zip(names, processors, strict=True))
+    last: dict[str, tuple[Any, Any]] = {}
+    values = []
+    for row in rows:
+        record = []
+        for name, processor in columns:
+            value = row[name]
+            if processor is not None and value is not None:
+                seen = last.get(name)
+                if seen is not None and seen[0] is value:
+                    value = seen[1]
+                else:
+                    processed = processor(value)
+                    last[name] = (value, processed)
+                    value = processed
+            record.append(value)
+        values.append(tuple(record))
+    quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    if dialect.name == "postgresql":
+        cursor = connection.connection.driver_connection.cursor()
+        with cursor, cursor.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as copy:
+            for record in values:
+                copy.write_row(record)
+        return
+    marks = ", ".join("?" for _ in names)
+    sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})"  # noqa: S608 - model names
+    connection.exec_driver_sql(sql, values)
+
+
+def _rename_raw(row: Mapping[str, Any], raw: Set[str]) -> dict[str, Any]:
+    """The Core fallback binds raw (already encoded) columns as plain text parameters."""
+    renamed = {name: value for name, value in row.items() if name not in raw}
+    renamed.update({f"raw_{name}": row.get(name) for name in raw})
+    return renamed
 
 
 def recent_notification_counts(
