@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 
 from engine import crypto
+from engine.render import RenderSettings
 from engine.settings import EngineSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +72,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def engine_settings(app: Flask) -> EngineSettings:
     return app.extensions["hookcast.settings"]
+
+
+def render_settings() -> RenderSettings:
+    """The current app's render guard (HTTPS only or not, allowed networks)."""
+    return RenderSettings.from_settings(engine_settings(current_app))
 
 
 def _load_env_value(value: str) -> Any:

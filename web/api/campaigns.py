@@ -14,12 +14,11 @@ from flask import current_app, request
 
 from engine import campaigns as service
 from engine import test_send as test_sends
-from engine.render import RenderSettings
 from engine.store import campaigns as campaign_store
 from engine.store import templates as template_store
 from engine.store.models import Campaign
 from engine.transport import Transport
-from web import engine_settings
+from web import engine_settings, render_settings
 from web.api import bp, json_body, load, page, page_size, workspace_id
 from web.api.errors import ApiError, not_found
 from web.api.keyset import before_id
@@ -32,10 +31,6 @@ from web.schemas.campaign import (
 )
 
 STATUSES = ("draft", "active", "paused", "archived")
-
-
-def _settings() -> RenderSettings:
-    return RenderSettings.from_settings(engine_settings(current_app))
 
 
 def _campaign(campaign_id: str, *, for_update: bool = False) -> Campaign:
@@ -62,7 +57,7 @@ def create_campaign() -> tuple[dict[str, Any], int]:
         if template is None:
             raise not_found("template", body["template_id"])
         base = service.masked_channel(template.channel, template.channel_secrets)
-    data = load(CampaignSchema(settings=_settings(), base_channel=base), body)
+    data = load(CampaignSchema(settings=render_settings(), base_channel=base), body)
     try:
         campaign, _secret = service.create_campaign(session, workspace_id(), data)
     except service.CampaignError as exc:
@@ -92,10 +87,10 @@ def get_campaign(campaign_id: str) -> dict[str, Any]:
 @bp.patch("/campaigns/<campaign_id>")
 def update_campaign(campaign_id: str) -> dict[str, Any]:
     campaign = _campaign(campaign_id, for_update=True)
-    data = load(CampaignSchema.for_update(campaign, _settings()))
+    data = load(CampaignSchema.for_update(campaign, render_settings()))
     data.pop("template_id", None)
     try:
-        service.update_campaign(get_session(), campaign, data, settings=_settings())
+        service.update_campaign(get_session(), campaign, data, settings=render_settings())
     except service.CampaignError as exc:
         raise _refused(exc) from None
     get_session().commit()
@@ -125,7 +120,7 @@ def _lifecycle(campaign_id: str, action: Any, **kwargs: Any) -> dict[str, Any]:
 
 @bp.post("/campaigns/<campaign_id>/activate")
 def activate_campaign(campaign_id: str) -> dict[str, Any]:
-    return _lifecycle(campaign_id, service.activate_campaign, settings=_settings())
+    return _lifecycle(campaign_id, service.activate_campaign, settings=render_settings())
 
 
 @bp.post("/campaigns/<campaign_id>/pause")
@@ -231,7 +226,7 @@ def run_test_send(workspace: str, campaign: Campaign, data: dict[str, Any]) -> d
     with Transport(allowed_networks=settings.allowed_networks) as transport:
         result = test_sends.send_test(
             get_database(), workspace, campaign_id, contact=contact, event=event,
-            settings=_settings(), transport=transport,
+            settings=render_settings(), transport=transport,
         )
     if result is None:
         raise not_found("campaign", campaign_id)

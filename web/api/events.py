@@ -14,13 +14,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from engine.ingest import MAX_BATCH, MAX_EVENT_BYTES, IncomingEvent, ingest_events
-from engine.render import RenderSettings
-from web import engine_settings
+from web import render_settings
 from web.api import bp, json_body, workspace_id
 from web.api.errors import ApiError
 from web.database import get_session
@@ -99,7 +97,7 @@ def _parse(body: Any) -> tuple[list[IncomingEvent], bool]:
 @bp.post("/events")
 def post_events() -> tuple[dict[str, Any], int]:
     events, _ = _parse(json_body())
-    settings = RenderSettings.from_settings(engine_settings(current_app))
+    settings = render_settings()
     session = get_session()
     for attempt in range(_ATTEMPTS):
         try:

@@ -5,18 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 from sqlalchemy.orm import Session
 
 from engine import manual_retry
-from engine.render import RenderSettings
 from engine.store import campaigns as campaign_store
 from engine.store import log as log_store
 from engine.store import log_bulk, log_stats
 from engine.store.log import LogActionError
 from engine.store.models import Notification
 from engine.store.types import utcnow
-from web import engine_settings
+from web import render_settings
 from web.api import bp, json_body, page, page_size, workspace_id
 from web.api.errors import ApiError, not_found
 from web.api.keyset import before_id
@@ -27,10 +26,6 @@ from web.schemas.notification import (
     filter_from_args,
     notification_to_json,
 )
-
-
-def render_settings() -> RenderSettings:
-    return RenderSettings.from_settings(engine_settings(current_app))
 
 
 @bp.get("/notifications")

@@ -11,18 +11,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app
-
 from engine.channel import validate_channel
 from engine.render import (
     RenderError,
-    RenderSettings,
     build_variables,
     render_request,
     sample_variables,
 )
 from engine.store import accounts, contacts
-from web import engine_settings
+from web import render_settings
 from web.api import bp, json_body, load, workspace_id
 from web.api.errors import ApiError, not_found
 from web.database import get_session
@@ -77,7 +74,7 @@ def render_preview() -> dict[str, Any]:
     body = json_body()
     if not isinstance(body, dict) or not isinstance(body.get("webhook"), dict):
         raise ApiError(422, 'send {"webhook": {...}, "contact": ..., "event": ...}')
-    settings = RenderSettings.from_settings(engine_settings(current_app))
+    settings = render_settings()
     channel = load(WebhookChannelSchema(settings=settings), body["webhook"])
     campaign = _object(body, "campaign") or {}
     workspace = accounts.get_workspace(get_session(), workspace_id())

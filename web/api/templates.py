@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
 from engine import campaigns as service
-from engine.render import RenderSettings
 from engine.store import templates as template_store
 from engine.store.models import Template
-from web import engine_settings
+from web import render_settings
 from web.api import bp, load, page, page_size, workspace_id
 from web.api.errors import not_found
 from web.api.keyset import before_id
 from web.database import get_session
 from web.schemas.template import TemplateSchema
-
-
-def _settings() -> RenderSettings:
-    return RenderSettings.from_settings(engine_settings(current_app))
 
 
 def _template(template_id: str) -> Template:
@@ -31,7 +24,7 @@ def _template(template_id: str) -> Template:
 
 @bp.post("/templates")
 def create_template() -> tuple[dict[str, Any], int]:
-    data = load(TemplateSchema(settings=_settings()))
+    data = load(TemplateSchema(settings=render_settings()))
     template = service.create_template(get_session(), workspace_id(), data)
     get_session().commit()
     return service.template_to_json(template), 201
@@ -54,7 +47,7 @@ def get_template(template_id: str) -> dict[str, Any]:
 @bp.patch("/templates/<template_id>")
 def update_template(template_id: str) -> dict[str, Any]:
     template = _template(template_id)
-    data = load(TemplateSchema.for_update(template, _settings()))
+    data = load(TemplateSchema.for_update(template, render_settings()))
     service.update_template(get_session(), template, data)
     get_session().commit()
     return service.template_to_json(template)

@@ -19,6 +19,7 @@ from engine import campaigns as campaign_service
 from engine import triggers
 from engine.rules_sql import audience_sql_supported
 from engine.store import builder_lookups, contacts
+from web import render_settings
 from web.api import campaigns as api_campaigns
 from web.api import load
 from web.auth import login_required, require_role
@@ -30,7 +31,6 @@ from web.builder.editing import (
     flatten_messages,
     json_payload,
     preview_request,
-    render_settings,
     validation_failed,
 )
 from web.database import get_session

@@ -19,13 +19,13 @@ from engine.store import builder_lookups, contacts
 from engine.store import campaigns as campaign_store
 from engine.store import templates as template_store
 from engine.store.models import Campaign
+from web import render_settings
 from web.auth import login_required, require_role
 from web.builder import bp
 from web.builder.editing import (
     SAMPLE_CONTACT,
     SAMPLE_EVENT_PROPERTIES,
     flatten_messages,
-    render_settings,
     suggestions,
     timezone_names,
 )

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from flask import Response, current_app, g, jsonify, request
+from flask import Response, g, jsonify, request
 from jinja2 import Undefined
 from marshmallow import ValidationError
 
@@ -24,13 +24,12 @@ from engine.campaigns import channel_with_secrets, split_channel
 from engine.channel import variables_without_fallback
 from engine.render import (
     RenderError,
-    RenderSettings,
     build_variables,
     render_request,
     sample_variables,
 )
 from engine.store import builder_lookups, contacts
-from web import engine_settings
+from web import render_settings
 from web.database import get_session
 from web.schemas.channel import WebhookChannelSchema
 
@@ -117,10 +116,6 @@ def json_payload() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise EditorError(400, "The page sent something that is not a JSON object. Reload it.")
     return data
-
-
-def render_settings() -> RenderSettings:
-    return RenderSettings.from_settings(engine_settings(current_app))
 
 
 def channel_warnings(channel: Mapping[str, Any], prefix: str = "webhook") -> list[dict[str, Any]]:

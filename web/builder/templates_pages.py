@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 from engine import campaigns as campaign_service
 from engine.store import templates as template_store
 from engine.store.models import Template
+from web import render_settings
 from web.auth import login_required, require_role
 from web.builder import bp
 from web.builder.editing import (
@@ -22,7 +23,6 @@ from web.builder.editing import (
     channel_warnings,
     json_payload,
     preview_request,
-    render_settings,
     suggestions,
     validation_failed,
 )

@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
 from engine import manual_retry
-from engine.render import RenderSettings
 from engine.store import campaigns as campaign_store
 from engine.store import log as log_store
 from engine.store import log_bulk
 from engine.store.log import LogActionError, LogFilter
 from engine.store.models import NOTIFICATION_STATUSES
 from engine.store.types import utcnow
-from web import engine_settings
+from web import render_settings
 from web.auth import login_required, require_role
 from web.database import get_database, get_session
 from web.log import bp
@@ -48,10 +47,6 @@ def pretty_body(text: str | None) -> str | None:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except ValueError:
         return text
-
-
-def _render_settings() -> RenderSettings:
-    return RenderSettings.from_settings(engine_settings(current_app))
 
 
 @bp.get("/notifications")
@@ -122,7 +117,7 @@ def notification_action(notification_id: str, action: str) -> Response:
     try:
         if action == "retry":
             row = manual_retry.retry_notification(
-                session, g.workspace.id, notification_id, _render_settings()
+                session, g.workspace.id, notification_id, render_settings()
             )
         else:
             row = log_store.cancel_notification(session, g.workspace.id, notification_id, utcnow())
@@ -168,7 +163,7 @@ def bulk_retry_start() -> Response:
     if errors:
         abort(400)
     job, created = manual_retry.start_bulk_retry(
-        get_session(), get_database(), _render_settings(), g.workspace.id, filters
+        get_session(), get_database(), render_settings(), g.workspace.id, filters
     )
     if not created:
         flash("This retry was already started; here is its progress.")
