@@ -7,14 +7,19 @@ key alone, and lets bulk inserts choose ids without a round trip.
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: RFC 4648 base32 digits → Crockford's, so ``base64.b32encode`` (C code) does the encoding.
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 _lock = threading.Lock()
 _last_ms = 0
 _last_random = 0
+_RANDOM_POOL = 256  # random bodies drawn per os.urandom call
+_pool = b""
 
 
 def _encode(value: int, length: int) -> str:
@@ -23,6 +28,29 @@ def _encode(value: int, length: int) -> str:
         value, digit = divmod(value, 32)
         chars.append(_ALPHABET[digit])
     return "".join(reversed(chars))
+
+
+def _encode_ulid(value: int) -> str:
+    """26 Crockford digits of a 128-bit value (padded to 160 bits: 32 digits, 6 leading 0s)."""
+    return base64.b32encode(value.to_bytes(20, "big")).translate(_TO_CROCKFORD)[6:].decode()
+
+
+def _random_80_bits() -> int:
+    global _pool
+    if not _pool:
+        _pool = os.urandom(10 * _RANDOM_POOL)
+    chunk, _pool = _pool[:10], _pool[10:]
+    return int.from_bytes(chunk, "big")
+
+
+def _forget_after_fork() -> None:
+    """A forked child must not reuse its parent's random bytes or counter."""
+    global _pool, _last_ms
+    _pool = b""
+    _last_ms = 0
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def new_ulid() -> str:
@@ -34,9 +62,9 @@ def new_ulid() -> str:
             now_ms = _last_ms
             _last_random = (_last_random + 1) & ((1 << 80) - 1)
         else:
-            _last_random = int.from_bytes(os.urandom(10), "big")
+            _last_random = _random_80_bits()
         _last_ms = now_ms
-        return _encode(now_ms, 10) + _encode(_last_random, 16)
+        return _encode_ulid((now_ms << 80) | _last_random)
 
 
 def new_id(prefix: str) -> str:

@@ -108,9 +108,17 @@ class RenderError(Exception):
 
 
 def _iso_utc(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _last_iso
+    last = _last_iso
+    if last[0] is moment:  # a batch renders every row with the same ``now``
+        return last[1]
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    text = aware.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _last_iso = (moment, text)
+    return text
+
+
+_last_iso: tuple[datetime | None, str] = (None, "")
 
 
 def build_variables(
@@ -179,6 +187,7 @@ def sample_variables(now: datetime | None = None) -> dict[str, Any]:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_secret_header(name: str) -> bool:
     return _SECRET_HEADER.search(name) is not None
 
@@ -293,7 +302,14 @@ def host_problem(host: str, settings: RenderSettings) -> str | None:
 
 def header_name_problem(name: Any) -> str | None:
     """Why ``name`` cannot be a header row's name, or None."""
-    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+    if isinstance(name, str):
+        return _header_name_problem(name)
+    return "a header name must be a non-empty token (letters, digits, - and _ ...)"
+
+
+@functools.lru_cache(maxsize=1024)
+def _header_name_problem(name: str) -> str | None:
+    if not _TOKEN.fullmatch(name):
         return "a header name must be a non-empty token (letters, digits, - and _ ...)"
     lowered = name.lower()
     if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):

@@ -289,11 +289,18 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"a {type(value).__name__} value cannot be written as JSON")
 
 
+_COMPACT_JSON = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, default=_json_default, separators=(",", ":")
+)
+
+
 def to_json(value: Any, indent: int | None = None) -> str:
     """A JSON literal of ``value``: compact, UTF-8 kept, no HTML escaping, no NaN."""
     if indent is not None and not 0 <= int(indent) <= 16:
         raise TemplateLimitError("tojson indent must be between 0 and 16")
-    separators = (",", ":") if indent is None else (",", ": ")
+    if indent is None:
+        return _COMPACT_JSON.encode(value)
+    separators = (",", ": ")
     return json.dumps(
         value,
         ensure_ascii=False,
