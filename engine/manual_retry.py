@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from engine.campaigns import channel_with_secrets
 from engine.render import RenderError, RenderSettings, build_variables, render_request
 from engine.store import Database, log_bulk
 from engine.store import log as log_store
@@ -37,18 +37,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 200
 _threads: list[threading.Thread] = []
 _threads_lock = threading.Lock()
-
-
-def channel_with_secrets(channel: Mapping[str, Any], secrets: Mapping[str, Any] | None) -> dict:
-    """The full recipe to render: the stored channel plus its write-only auth secrets."""
-    full = dict(channel)
-    auth = dict(full.get("auth") or {})
-    for name in ("password", "token"):
-        if secrets and secrets.get(name) is not None:
-            auth[name] = secrets[name]
-    if auth:
-        full["auth"] = auth
-    return full
 
 
 def refresh_request(
@@ -253,7 +241,6 @@ def resume_bulk_jobs(database: Database, settings: RenderSettings) -> int:
 
 __all__ = [
     "LogActionError",
-    "channel_with_secrets",
     "refresh_request",
     "resume_bulk_jobs",
     "retry_notification",

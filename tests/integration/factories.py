@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from engine import signing
+from engine.campaigns import channel_with_secrets
 from engine.ids import new_id, new_ulid, ulid_floor
 from engine.netguard import parse_networks
 from engine.render import RenderSettings, build_variables, render_request
@@ -111,14 +112,6 @@ def make_event(
     return event
 
 
-def _full_channel(campaign: Campaign) -> dict[str, Any]:
-    full = dict(campaign.channel)
-    secrets = campaign.channel_secrets or {}
-    if full.get("auth") and secrets:
-        full["auth"] = {**full["auth"], **{k: v for k, v in secrets.items() if v}}
-    return full
-
-
 def make_notification(
     session: Session,
     campaign: Campaign,
@@ -149,7 +142,11 @@ def make_notification(
         notification_id=notification_id,
         now=now,
     )
-    rendered = render_request(_full_channel(campaign), variables, TEST_RENDER_SETTINGS)
+    rendered = render_request(
+        channel_with_secrets(campaign.channel, campaign.channel_secrets),
+        variables,
+        TEST_RENDER_SETTINGS,
+    )
     notification = Notification(
         id=notification_id,
         workspace_id=campaign.workspace_id,
