@@ -36,6 +36,7 @@ Type rules (kinds: string, number, bool, null, list, object, missing):
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
@@ -286,7 +287,7 @@ def leaf_holds(op: str, field: Any, value: Any, *, now: datetime | None = None) 
         comparable = (_is_number(field) and _is_number(value)) or (
             isinstance(field, str) and isinstance(value, str)
         )
-        return comparable and _COMPARE[op](field, value)
+        return comparable and ORDERING_OPERATORS[op](field, value)
     if op == "contains":
         if isinstance(field, str):
             return isinstance(value, str) and value in field
@@ -306,12 +307,8 @@ def leaf_holds(op: str, field: Any, value: Any, *, now: datetime | None = None) 
     raise ValueError(f"unknown operator {op!r}")
 
 
-_COMPARE = {
-    "gt": lambda a, b: a > b,
-    "gte": lambda a, b: a >= b,
-    "lt": lambda a, b: a < b,
-    "lte": lambda a, b: a <= b,
-}
+# The ordering operators; rules_sql applies the same ones to SQL expressions.
+ORDERING_OPERATORS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 
 
 def scalars_equal(field: Any, value: Any) -> bool:

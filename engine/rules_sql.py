@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine import rules
-from engine.rules import RuleProblem
+from engine.rules import ORDERING_OPERATORS, RuleProblem
 
 __all__ = [
     "audience_sql_supported",
@@ -142,14 +142,6 @@ def _leaf(field: _Field, op: str, value: Any, now: datetime | None) -> ColumnEle
     raise ValueError(f"unknown operator {op!r}")
 
 
-_OPERATORS = {
-    "gt": lambda a, b: a > b,
-    "gte": lambda a, b: a >= b,
-    "lt": lambda a, b: a < b,
-    "lte": lambda a, b: a <= b,
-}
-
-
 class _Field:
     """A contact field in SQL: its kind tests and the pieces the ops are built from."""
 
@@ -221,9 +213,9 @@ class _SqliteJsonField(_Field):
 
     def compare(self, op: str, value: Any) -> ColumnElement[bool]:
         if isinstance(value, str):
-            return sa.and_(self.is_string(), _OPERATORS[op](self.text, value))
+            return sa.and_(self.is_string(), ORDERING_OPERATORS[op](self.text, value))
         number = sa.type_coerce(self.value, sa.Float)
-        return sa.and_(self.type.in_(["integer", "real"]), _OPERATORS[op](number, value))
+        return sa.and_(self.type.in_(["integer", "real"]), ORDERING_OPERATORS[op](number, value))
 
     def list_contains(self, value: Any) -> ColumnElement[bool]:
         elements = sa.func.json_each(self.attributes, self.path).table_valued("type", "value")
@@ -264,8 +256,8 @@ class _PostgresJsonField(_Field):
 
     def compare(self, op: str, value: Any) -> ColumnElement[bool]:
         if isinstance(value, str):
-            return sa.and_(self.is_string(), _OPERATORS[op](self.ordered_text(), value))
-        return sa.and_(self.type == "number", _OPERATORS[op](self.json, _jsonb(value)))
+            return sa.and_(self.is_string(), ORDERING_OPERATORS[op](self.ordered_text(), value))
+        return sa.and_(self.type == "number", ORDERING_OPERATORS[op](self.json, _jsonb(value)))
 
     def list_contains(self, value: Any) -> ColumnElement[bool]:
         contained = self.json.op("@>", return_type=sa.Boolean)(_jsonb([value]))
@@ -307,7 +299,7 @@ class _ColumnField(_Field):
         if not self._kind_matches(value):
             return sa.false()
         column = self.column if self.numeric else self.ordered_text()
-        return _OPERATORS[op](column, value)
+        return ORDERING_OPERATORS[op](column, value)
 
 
 def _postgres_instant(text: ColumnElement) -> ColumnElement[int]:
