@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, Text, and_, bindparam, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from engine import crypto
@@ -60,7 +61,7 @@ def contacts_by_external_id(
 def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert new contacts (``id``, ``workspace_id``, ``external_id``, ``attributes``...)."""
     if rows:
-        session.connection().execute(insert(Contact.__table__), rows)
+        _bulk_insert(session.connection(), Contact.__table__, rows)
 
 
 def update_contact_attributes(
@@ -77,7 +78,7 @@ def update_contact_attributes(
 
 def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.connection().execute(insert(Event.__table__), rows)
+        _bulk_insert(session.connection(), Event.__table__, rows)
 
 
 def insert_notifications(
@@ -155,10 +156,16 @@ def _bulk_insert(
         values.append(tuple(record))
     quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     if dialect.name == "postgresql":
+        statement = f"COPY {table.name} ({quoted}) FROM STDIN"
         cursor = connection.connection.driver_connection.cursor()
-        with cursor, cursor.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as copy:
-            for record in values:
-                copy.write_row(record)
+        try:
+            with cursor, cursor.copy(statement) as copy:
+                for record in values:
+                    copy.write_row(record)
+        except dialect.loaded_dbapi.Error as exc:  # e.g. a unique key raced by another request
+            raise DBAPIError.instance(
+                statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from exc
         return
     marks = ", ".join("?" for _ in names)
     sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})"  # noqa: S608 - model names
