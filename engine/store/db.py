@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,13 +29,39 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     register_sqlite_functions(dbapi_connection)
 
 
-def _sqlite_begin(conn: Any) -> None:
-    # A deferred BEGIN that reads and then writes fails at once with SQLITE_BUSY when
-    # another process wrote in between (WAL snapshots cannot be upgraded). Writers
-    # therefore take the write lock up front with BEGIN IMMEDIATE and wait their turn
-    # (busy_timeout); readers keep the cheap deferred BEGIN and never block anyone.
-    immediate = conn.get_execution_options().get("sqlite_immediate", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+_HOLDS_WRITE_LOCK = "hookcast_holds_write_lock"
+
+
+class _SQLiteWriters:
+    """Serialises this process's SQLite writers on a Python lock.
+
+    A deferred BEGIN that reads and then writes fails at once with SQLITE_BUSY when
+    another process wrote in between (WAL snapshots cannot be upgraded), so writers take
+    the write lock up front with BEGIN IMMEDIATE; readers keep the cheap deferred BEGIN.
+
+    Writers of one process also queue on a Python lock first: a waiting thread is woken
+    the moment the lock is released, where SQLite's own busy handler sleeps in growing
+    steps (up to 100 ms) and polls. Other processes still meet SQLite's busy timeout.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+
+    def begin(self, conn: Any) -> None:
+        if not conn.get_execution_options().get("sqlite_immediate", False):
+            conn.exec_driver_sql("BEGIN")
+            return
+        self.lock.acquire()
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+        conn.info[_HOLDS_WRITE_LOCK] = True
+
+    def end(self, conn: Any) -> None:
+        if conn.info.pop(_HOLDS_WRITE_LOCK, False):
+            self.lock.release()
 
 
 class Database:
@@ -46,13 +73,16 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
-            kwargs["isolation_level"] = None  # we issue BEGIN ourselves, see _sqlite_begin
+            kwargs["isolation_level"] = None  # we issue BEGIN ourselves, see _SQLiteWriters
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
+            writers = _SQLiteWriters()
             event.listen(self.engine, "connect", _configure_sqlite)
-            event.listen(self.engine, "begin", _sqlite_begin)
+            event.listen(self.engine, "begin", writers.begin)
+            event.listen(self.engine, "commit", writers.end)
+            event.listen(self.engine, "rollback", writers.end)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self.write_sessionmaker = sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
