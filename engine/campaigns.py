@@ -390,34 +390,6 @@ def save_as_template(
     return template_store.add_template(session, template)
 
 
-def campaign_to_json(campaign: Campaign, *, reveal_secret: bool = False) -> dict[str, Any]:
-    """The SPEC §7 campaign shape, secrets masked (``reveal_secret`` shows the signing secret
-    in full: only right after create and rotate-secret)."""
-    return {
-        "id": campaign.id,
-        "name": campaign.name,
-        "status": campaign.status,
-        "trigger": campaign.trigger,
-        "audience": campaign.audience or {},
-        "frequency_cap": campaign.frequency_cap,
-        "webhook": masked_channel(
-            campaign.channel,
-            campaign.channel_secrets,
-            campaign.signing_secret,
-            reveal_signing_secret=reveal_secret,
-        ),
-        "health": {
-            "consecutive_failures": campaign.consecutive_failures or 0,
-            "disabled": bool(campaign.webhook_disabled),
-            "disabled_reason": campaign.disabled_reason,
-            "disabled_at": campaign.disabled_at,
-        },
-        "activated_at": campaign.activated_at,
-        "created_at": campaign.created_at,
-        "updated_at": campaign.updated_at,
-    }
-
-
 # -- templates --------------------------------------------------------------------------------
 
 
@@ -450,14 +422,3 @@ def update_template(
     template.updated_at = now or utcnow()
     session.flush()
     return template
-
-
-def template_to_json(template: Template) -> dict[str, Any]:
-    return {
-        "id": template.id,
-        "name": template.name,
-        "description": template.description,
-        "webhook": masked_channel(template.channel, template.channel_secrets),
-        "created_at": template.created_at,
-        "updated_at": template.updated_at,
-    }

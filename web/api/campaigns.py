@@ -27,8 +27,11 @@ from web.schemas.campaign import (
     CampaignActionSchema,
     CampaignSchema,
     TestSendSchema,
+    campaign_to_json,
+    run_to_json,
     test_send_to_json,
 )
+from web.schemas.template import template_to_json
 
 STATUSES = ("draft", "active", "paused", "archived")
 
@@ -63,7 +66,7 @@ def create_campaign() -> tuple[dict[str, Any], int]:
     except service.CampaignError as exc:
         raise _refused(exc) from None
     session.commit()
-    return service.campaign_to_json(campaign, reveal_secret=True), 201
+    return campaign_to_json(campaign, reveal_secret=True), 201
 
 
 @bp.get("/campaigns")
@@ -76,12 +79,12 @@ def list_campaigns() -> dict[str, Any]:
         get_session(), workspace_id(), limit=size + 1,
         before_id=before_id(), status=status,
     )
-    return page(rows, size, service.campaign_to_json, lambda c: {"before": c.id})
+    return page(rows, size, campaign_to_json, lambda c: {"before": c.id})
 
 
 @bp.get("/campaigns/<campaign_id>")
 def get_campaign(campaign_id: str) -> dict[str, Any]:
-    return service.campaign_to_json(_campaign(campaign_id))
+    return campaign_to_json(_campaign(campaign_id))
 
 
 @bp.patch("/campaigns/<campaign_id>")
@@ -94,7 +97,7 @@ def update_campaign(campaign_id: str) -> dict[str, Any]:
     except service.CampaignError as exc:
         raise _refused(exc) from None
     get_session().commit()
-    return service.campaign_to_json(campaign)
+    return campaign_to_json(campaign)
 
 
 @bp.delete("/campaigns/<campaign_id>")
@@ -115,7 +118,7 @@ def _lifecycle(campaign_id: str, action: Any, **kwargs: Any) -> dict[str, Any]:
     except service.CampaignError as exc:
         raise _refused(exc) from None
     get_session().commit()
-    return service.campaign_to_json(campaign)
+    return campaign_to_json(campaign)
 
 
 @bp.post("/campaigns/<campaign_id>/activate")
@@ -143,7 +146,7 @@ def duplicate_campaign(campaign_id: str) -> tuple[dict[str, Any], int]:
     campaign = _campaign(campaign_id)
     copy, _secret = service.duplicate_campaign(get_session(), campaign, name=options.get("name"))
     get_session().commit()
-    return service.campaign_to_json(copy, reveal_secret=True), 201
+    return campaign_to_json(copy, reveal_secret=True), 201
 
 
 @bp.post("/campaigns/<campaign_id>/rotate-secret")
@@ -151,7 +154,7 @@ def rotate_secret(campaign_id: str) -> dict[str, Any]:
     campaign = _campaign(campaign_id, for_update=True)
     service.rotate_secret(get_session(), campaign)
     get_session().commit()
-    answer = service.campaign_to_json(campaign, reveal_secret=True)
+    answer = campaign_to_json(campaign, reveal_secret=True)
     answer["previous_secret_expires_at"] = campaign.previous_secret_expires_at
     return answer
 
@@ -165,7 +168,7 @@ def save_as_template(campaign_id: str) -> tuple[dict[str, Any], int]:
         description=options.get("description", ""),
     )
     get_session().commit()
-    return service.template_to_json(template), 201
+    return template_to_json(template), 201
 
 
 @bp.get("/campaigns/<campaign_id>/runs")
@@ -177,21 +180,6 @@ def list_runs(campaign_id: str) -> dict[str, Any]:
         before_id=before_id(),
     )
     return page(rows, size, run_to_json, lambda r: {"before": r.id})
-
-
-def run_to_json(run: Any) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "campaign_id": run.campaign_id,
-        "fire_time": run.fire_time,
-        "status": run.status,
-        "notification_count": run.notification_count,
-        "skipped_count": run.skipped_count,
-        "failed_count": run.failed_count,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "error": run.error,
-    }
 
 
 # -- test send ------------------------------------------------------------------------------

@@ -7,24 +7,13 @@ from typing import Any
 from flask import request
 
 from engine.store import outbox
-from engine.store.models import Alert, Campaign
 from engine.store.types import utcnow
 from web.api import bp, page, page_size, workspace_id
 from web.api.errors import not_found
 from web.api.keyset import before_id
 from web.database import get_session
-
-
-def alert_to_json(alert: Alert) -> dict[str, Any]:
-    return {
-        "id": alert.id,
-        "campaign_id": alert.campaign_id,
-        "kind": alert.kind,
-        "message": alert.message,
-        "consecutive_failures": alert.consecutive_failures,
-        "created_at": alert.created_at,
-        "acknowledged_at": alert.acknowledged_at,
-    }
+from web.schemas.alert import alert_to_json
+from web.schemas.campaign import campaign_to_json
 
 
 @bp.get("/alerts")
@@ -43,14 +32,6 @@ def list_alerts() -> Any:
     return page(alerts, size, alert_to_json, lambda last: {"before": last.id})
 
 
-def _campaign_json(campaign: Campaign) -> dict[str, Any]:
-    try:
-        from engine.campaigns import campaign_to_json
-    except ImportError:  # the campaign engine is not there yet: the health part alone
-        return {"id": campaign.id, "name": campaign.name, "status": campaign.status}
-    return campaign_to_json(campaign)
-
-
 @bp.post("/campaigns/<campaign_id>/enable-webhook")
 def enable_webhook(campaign_id: str) -> Any:
     """Re-enable a disabled webhook: reset its failure count and release held notifications."""
@@ -60,7 +41,7 @@ def enable_webhook(campaign_id: str) -> Any:
         raise not_found("campaign", campaign_id)
     campaign, released = result
     session.commit()
-    body = _campaign_json(campaign)
+    body = campaign_to_json(campaign)
     body["health"] = {
         "consecutive_failures": campaign.consecutive_failures,
         "disabled": campaign.webhook_disabled,

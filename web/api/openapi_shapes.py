@@ -1,6 +1,6 @@
 """JSON Schemas of the API's answers, for the OpenAPI document.
 
-Answers are built by ``*_to_json`` functions (``engine.campaigns.campaign_to_json``,
+Answers are built by ``*_to_json`` functions (``web.schemas.campaign.campaign_to_json``,
 ``web.schemas.notification.notification_to_json``, ...), not marshmallow schemas, so their
 shapes are written out here, field for field. The schemathesis test validates every answer
 it provokes against these, so a drifting view fails a test instead of misleading a client.

@@ -12,7 +12,7 @@ from web.api import bp, load, page, page_size, workspace_id
 from web.api.errors import not_found
 from web.api.keyset import before_id
 from web.database import get_session
-from web.schemas.template import TemplateSchema
+from web.schemas.template import TemplateSchema, template_to_json
 
 
 def _template(template_id: str) -> Template:
@@ -27,7 +27,7 @@ def create_template() -> tuple[dict[str, Any], int]:
     data = load(TemplateSchema(settings=render_settings()))
     template = service.create_template(get_session(), workspace_id(), data)
     get_session().commit()
-    return service.template_to_json(template), 201
+    return template_to_json(template), 201
 
 
 @bp.get("/templates")
@@ -36,12 +36,12 @@ def list_templates() -> dict[str, Any]:
     rows = template_store.list_templates_page(
         get_session(), workspace_id(), limit=size + 1, before_id=before_id()
     )
-    return page(rows, size, service.template_to_json, lambda t: {"before": t.id})
+    return page(rows, size, template_to_json, lambda t: {"before": t.id})
 
 
 @bp.get("/templates/<template_id>")
 def get_template(template_id: str) -> dict[str, Any]:
-    return service.template_to_json(_template(template_id))
+    return template_to_json(_template(template_id))
 
 
 @bp.patch("/templates/<template_id>")
@@ -50,7 +50,7 @@ def update_template(template_id: str) -> dict[str, Any]:
     data = load(TemplateSchema.for_update(template, render_settings()))
     service.update_template(get_session(), template, data)
     get_session().commit()
-    return service.template_to_json(template)
+    return template_to_json(template)
 
 
 @bp.delete("/templates/<template_id>")

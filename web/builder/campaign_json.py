@@ -34,7 +34,12 @@ from web.builder.editing import (
     validation_failed,
 )
 from web.database import get_session
-from web.schemas.campaign import CampaignActionSchema, CampaignSchema, TestSendSchema
+from web.schemas.campaign import (
+    CampaignActionSchema,
+    CampaignSchema,
+    TestSendSchema,
+    campaign_to_json,
+)
 
 CONTACT_SEARCH_LIMIT = 10
 
@@ -71,7 +76,7 @@ def campaign_save(campaign_id: str) -> dict[str, Any]:
         db.rollback()
         raise refused(exc) from None
     db.commit()
-    saved = campaign_service.campaign_to_json(campaign)
+    saved = campaign_to_json(campaign)
     return {**saved, "warnings": channel_warnings(campaign.channel)}
 
 

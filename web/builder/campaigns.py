@@ -30,7 +30,7 @@ from web.builder.editing import (
     timezone_names,
 )
 from web.database import get_session
-from web.schemas.campaign import CampaignSchema
+from web.schemas.campaign import CampaignSchema, campaign_to_json
 
 LIFECYCLE = {
     "draft": (("activate", "Activate"), ("archive", "Archive"), ("duplicate", "Duplicate")),
@@ -157,7 +157,7 @@ def campaign_create() -> Any:
 @login_required
 def campaign_edit(campaign_id: str) -> str:
     campaign = load_campaign(campaign_id)
-    data = campaign_service.campaign_to_json(campaign)
+    data = campaign_to_json(campaign)
     trigger = data.get("trigger") or {}
     schedule_text, schedule_at_local = "", ""
     if trigger.get("type") == "schedule":

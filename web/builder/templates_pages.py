@@ -27,7 +27,7 @@ from web.builder.editing import (
     validation_failed,
 )
 from web.database import get_session
-from web.schemas.template import TemplateSchema
+from web.schemas.template import TemplateSchema, template_to_json
 
 
 def load_template(template_id: str) -> Template:
@@ -51,7 +51,7 @@ def template_edit(template_id: str) -> str:
     stored = template.channel_secrets or {}
     return render_template(
         "builder/template_edit.html",
-        template=campaign_service.template_to_json(template),
+        template=template_to_json(template),
         secrets={"password": bool(stored.get("password")), "token": bool(stored.get("token"))},
         sample_contact=SAMPLE_CONTACT,
         sample_event_properties=SAMPLE_EVENT_PROPERTIES,
@@ -73,7 +73,7 @@ def template_save(template_id: str) -> dict[str, Any]:
     campaign_service.update_template(db, template, changes)
     db.commit()
     return {
-        **campaign_service.template_to_json(template),
+        **template_to_json(template),
         "warnings": channel_warnings(template.channel),
     }
 

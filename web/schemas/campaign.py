@@ -193,3 +193,47 @@ def test_send_to_json(result: TestSendResult) -> dict[str, Any]:
     if outcome.error_code is not None and outcome.error_code != "http_status":
         answer["error"] = {"code": outcome.error_code, "message": outcome.error_message}
     return answer
+
+
+def campaign_to_json(campaign: Campaign, *, reveal_secret: bool = False) -> dict[str, Any]:
+    """The SPEC §7 campaign shape, secrets masked (``reveal_secret`` shows the signing secret
+    in full: only right after create and rotate-secret)."""
+    return {
+        "id": campaign.id,
+        "name": campaign.name,
+        "status": campaign.status,
+        "trigger": campaign.trigger,
+        "audience": campaign.audience or {},
+        "frequency_cap": campaign.frequency_cap,
+        "webhook": masked_channel(
+            campaign.channel,
+            campaign.channel_secrets,
+            campaign.signing_secret,
+            reveal_signing_secret=reveal_secret,
+        ),
+        "health": {
+            "consecutive_failures": campaign.consecutive_failures or 0,
+            "disabled": bool(campaign.webhook_disabled),
+            "disabled_reason": campaign.disabled_reason,
+            "disabled_at": campaign.disabled_at,
+        },
+        "activated_at": campaign.activated_at,
+        "created_at": campaign.created_at,
+        "updated_at": campaign.updated_at,
+    }
+
+
+def run_to_json(run: Any) -> dict[str, Any]:
+    """A schedule run as ``GET /campaigns/<id>/runs`` lists it."""
+    return {
+        "id": run.id,
+        "campaign_id": run.campaign_id,
+        "fire_time": run.fire_time,
+        "status": run.status,
+        "notification_count": run.notification_count,
+        "skipped_count": run.skipped_count,
+        "failed_count": run.failed_count,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "error": run.error,
+    }

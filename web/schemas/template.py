@@ -60,3 +60,14 @@ class TemplateSchema(Schema):
             data["webhook"] = WebhookChannelSchema(settings=self.render_settings).load(merged)
             data["webhook"].pop("secret", None)  # a template's campaigns get their own
         return data
+
+
+def template_to_json(template: Template) -> dict[str, Any]:
+    return {
+        "id": template.id,
+        "name": template.name,
+        "description": template.description,
+        "webhook": masked_channel(template.channel, template.channel_secrets),
+        "created_at": template.created_at,
+        "updated_at": template.updated_at,
+    }
