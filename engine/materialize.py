@@ -20,7 +20,7 @@ from engine.render import (
     RenderError,
     RenderSettings,
     build_variables,
-    render_request,
+    compile_channel,
     url_host,
 )
 from engine.store.models import Campaign
@@ -53,6 +53,7 @@ class CampaignMaterializer:
         self.campaign_vars = {"id": campaign.id, "name": campaign.name}
         self.workspace = dict(workspace)
         self.channel = channel_with_secrets(campaign.channel, campaign.channel_secrets)
+        self.compiled_channel = compile_channel(self.channel, settings)
         self.settings = settings
         self.schedule_run_id = schedule_run_id
         self.hold_reason: str | None = None
@@ -124,7 +125,7 @@ class CampaignMaterializer:
         if variables is None:
             variables = self.variables(contact, event, notification_id, now)
         try:
-            rendered = render_request(self.channel, variables, self.settings)
+            rendered = self.compiled_channel.render(variables)
         except RenderError as exc:
             message = str(exc)
             row.update(

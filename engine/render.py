@@ -35,6 +35,9 @@ from engine.sandbox import (
     MissingVariableError,
     RenderBudget,
     TemplateLimitError,
+    compiled_renderer,
+    needs_render_budget,
+    render_compiled,
     render_template,
     to_json,
     wrap_variables,
@@ -428,7 +431,22 @@ def render_request(
     variables: Mapping[str, Any],
     settings: RenderSettings = RenderSettings(),
 ) -> RenderedRequest:
-    """Render ``channel`` (SPEC §4 shape) with ``variables``; raises ``RenderError``."""
+    """Render ``channel`` (SPEC §4 shape) with ``variables``; raises ``RenderError``.
+
+    The channel is compiled once per distinct recipe (see :func:`compile_channel`); a batch
+    that renders one channel many times should call ``compile_channel`` itself.
+    """
+    try:
+        key = _CHANNEL_KEY(channel)
+    except (TypeError, ValueError):  # not plain JSON data: render it directly
+        return _render_uncompiled(channel, variables, settings)
+    return _cached_compile(key, settings).render(variables)
+
+
+def _render_uncompiled(
+    channel: Mapping[str, Any], variables: Mapping[str, Any], settings: RenderSettings
+) -> RenderedRequest:
+    """The reference renderer: reads the whole recipe on every call."""
     wrapped = wrap_variables(variables)
     with RenderBudget(settings.time_limit_seconds):
         method = str(channel.get("method") or "POST").upper()
@@ -682,3 +700,314 @@ def flatten_for_form(payload: Mapping[str, Any], prefix: str = "") -> list[tuple
         else:
             pairs.append((name, _form_text(value)))
     return pairs
+
+
+# -- compiled channels --------------------------------------------------------------------------
+#
+# A channel is compiled once: method, content type, header names, auth, field names, source
+# paths, casts and every static text are read and checked up front; a render only evaluates
+# the templates and sources. Any problem found while compiling (an error every render would
+# raise) makes the compiled channel use the reference renderer, so errors keep their order.
+
+_CHANNEL_KEY = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_SOURCE, _TEMPLATE, _CONSTANT = 0, 1, 2
+
+
+class _StaticProblem(Exception):
+    """A problem every render of the channel would raise: use the reference renderer."""
+
+
+def _text_part(source: Any) -> Any:
+    """A static string, or ``(renderer, needs_budget)`` for a template; refuses non-text."""
+    if source is None:
+        return ""
+    if not isinstance(source, str):
+        raise _StaticProblem
+    if "{" not in source:
+        return source
+    try:
+        renderer = compiled_renderer(source)
+    except Exception:  # a syntax error: every render fails the same way
+        raise _StaticProblem from None
+    return (renderer, needs_render_budget(renderer))
+
+
+def _evaluate(part: Any, wrapped: Mapping[str, Any], location: str) -> str:
+    if type(part) is str:
+        return part
+    try:
+        return render_compiled(part[0], wrapped)
+    except Exception as exc:  # every failure inside a template is the marketer's to fix
+        raise _as_render_error(exc, location) from None
+
+
+def _static_mapping(value: Any) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _StaticProblem
+    return value
+
+
+class CompiledChannel:
+    """One channel recipe read once; :meth:`render` gives what ``render_request`` gives."""
+
+    def __init__(self, channel: Mapping[str, Any], settings: RenderSettings) -> None:
+        self._channel = channel
+        self._settings = settings
+        self._templates: list[Any] = []
+        try:
+            self._compile(channel, settings)
+            self._reference = False
+        except _StaticProblem:
+            self._reference = True
+        self._budget = any(type(p) is tuple and p[1] for p in self._templates)
+        self._wrap = bool(self._templates)
+
+    def _part(self, source: Any) -> Any:
+        part = _text_part(source)
+        if type(part) is tuple:
+            self._templates.append(part)
+        return part
+
+    def _compile(self, channel: Mapping[str, Any], settings: RenderSettings) -> None:
+        method = str(channel.get("method") or "POST").upper()
+        content_type = channel.get("content_type") or "json"
+        if method not in METHODS or content_type not in CONTENT_TYPES:
+            raise _StaticProblem
+        self._method, self._content_type = method, content_type
+        self._url = self._part(channel.get("url"))
+        if type(self._url) is str:
+            self._url = self._url.strip()
+            if url_problem(self._url, settings):
+                raise _StaticProblem
+        self._compile_headers(channel)
+        self._compile_body(_static_mapping(channel.get("body")), method, content_type)
+        names = {name.lower() for name, _, _ in self._headers}
+        self._content_type_header = method != "GET" and "content-type" not in names
+
+    def _compile_headers(self, channel: Mapping[str, Any]) -> None:
+        auth = _static_mapping(channel.get("auth"))
+        auth_type = auth.get("type") or "none"
+        self._headers: list[tuple[str, Any, str]] = []
+        seen: set[str] = set()
+        for index, row in enumerate(channel.get("headers") or ()):
+            name = _static_mapping(row).get("name")
+            if header_name_problem(name) or name.lower() in seen:
+                raise _StaticProblem
+            if name.lower() == "authorization" and auth_type != "none":
+                raise _StaticProblem
+            seen.add(name.lower())
+            value = self._part(row.get("value"))
+            if type(value) is str:
+                value = value.strip(" \t")
+                if header_value_problem(value):
+                    raise _StaticProblem
+            self._headers.append((name, value, f"headers[{index}].value"))
+        self._auth_type = auth_type
+        if auth_type == "basic":
+            self._auth = (self._part(auth.get("username")), self._part(auth.get("password")))
+        elif auth_type == "bearer":
+            self._auth = (self._part(auth.get("token")),)
+        elif auth_type != "none":
+            raise _StaticProblem
+        if auth_type != "none" and all(type(p) is str for p in self._auth):
+            try:  # static credentials: the Authorization header is a constant
+                self._headers.append(("Authorization", _auth_header(auth_type, self._auth, {}),
+                                      ""))
+            except RenderError:
+                raise _StaticProblem from None
+            self._auth_type = "none"
+
+    def _compile_body(self, body: Mapping[str, Any], method: str, content_type: str) -> None:
+        mode = body.get("mode") or "default"
+        self._mode = mode
+        if mode == "raw":
+            if method == "GET":
+                raise _StaticProblem
+            self._raw = self._part(body.get("template"))
+            if type(self._raw) is str and content_type == "json":
+                try:
+                    json.loads(self._raw)
+                except ValueError:
+                    raise _StaticProblem from None
+        elif mode == "mapping":
+            self._fields = self._compile_fields(body.get("fields") or ())
+        elif mode != "default":
+            raise _StaticProblem
+
+    def _compile_fields(self, fields: Any) -> list[tuple]:
+        if not isinstance(fields, (list, tuple)):
+            raise _StaticProblem
+        compiled: list[tuple] = []
+        names: list[str] = []
+        for index, field in enumerate(fields):
+            if not isinstance(field, Mapping):
+                raise _StaticProblem
+            name = field.get("name")
+            if not isinstance(name, str) or not all(name.split(".")):
+                raise _StaticProblem
+            names.append(name)
+            has_fallback, fallback = "fallback" in field, field.get("fallback")
+            if "source" in field:
+                source = field["source"]
+                segments = _split_source_path(source) if isinstance(source, str) else None
+                if segments is None:
+                    raise _StaticProblem
+                entry: tuple = (_SOURCE, segments, source, has_fallback, fallback,
+                                field.get("type"))
+            elif isinstance(field.get("value"), str) and "{" in field["value"]:
+                entry = (_TEMPLATE, self._part(field["value"]), has_fallback, fallback,
+                         field.get("type") or "string")
+            else:
+                try:
+                    value, type_name = _mapped_value(field, index, {}, {})
+                    entry = (_CONSTANT, cast_value(value, type_name))
+                except (RenderError, ValueError):
+                    raise _StaticProblem from None
+            compiled.append((entry, name.split("."), index))
+        prefixes = {n.rsplit(".", depth)[0] for n in names for depth in range(1, n.count(".") + 1)}
+        if len(set(names)) != len(names) or prefixes & set(names):
+            raise _StaticProblem  # names that collide: _place decides, in order
+        return compiled
+
+    def render(self, variables: Mapping[str, Any]) -> RenderedRequest:
+        """Render with ``variables``; raises ``RenderError`` exactly as ``render_request``."""
+        if self._reference:
+            return _render_uncompiled(self._channel, variables, self._settings)
+        wrapped = wrap_variables(variables) if self._wrap else {}
+        if self._budget:
+            with RenderBudget(self._settings.time_limit_seconds):
+                return self._render(variables, wrapped)
+        return self._render(variables, wrapped)
+
+    def _render(self, variables: Mapping[str, Any], wrapped: Mapping[str, Any]) -> RenderedRequest:
+        url = self._url
+        if type(url) is not str:
+            url = _evaluate(url, wrapped, "url").strip()
+            problem = url_problem(url, self._settings)
+            if problem:
+                raise RenderError(problem, location="url")
+        headers = []
+        for name, value, location in self._headers:
+            if type(value) is not str:
+                value = _evaluate(value, wrapped, location).strip(" \t")
+                problem = header_value_problem(value)
+                if problem:
+                    raise RenderError(problem, location=location)
+            headers.append((name, value))
+        if self._auth_type != "none":
+            headers.append(("Authorization", _auth_header(self._auth_type, self._auth, wrapped)))
+        body_text, query = self._body(variables, wrapped)
+        if query:
+            url = url.split("#", 1)[0]
+            url += ("&" if "?" in url else "?") + query
+            if len(url) > MAX_URL_LENGTH:
+                raise RenderError("the URL with the mapped fields is too long", location="body")
+        body = body_text.encode("utf-8")
+        if len(body) > MAX_OUTPUT_BYTES:
+            raise RenderError(
+                f"the body is larger than {MAX_OUTPUT_BYTES // 1024} KiB", location="body"
+            )
+        if self._content_type_header:
+            headers.insert(0, ("Content-Type", CONTENT_TYPES[self._content_type]))
+        return RenderedRequest(self._method, url, tuple(headers), body)
+
+    def _body(self, variables: Mapping[str, Any], wrapped: Mapping[str, Any]) -> tuple[str, str]:
+        if self._mode == "raw":
+            text = _evaluate(self._raw, wrapped, "body.template")
+            if type(self._raw) is not str and self._content_type == "json":
+                try:
+                    json.loads(text)
+                except ValueError as exc:
+                    raise RenderError(
+                        f"the rendered body is not valid JSON ({exc})", location="body.template"
+                    ) from None
+            return text, ""
+        if self._mode == "default":
+            payload = default_payload(variables)
+        else:
+            payload = _compiled_payload(self._fields, variables, wrapped)
+        if self._method == "GET":
+            return "", urlencode(flatten_for_form(payload))
+        if self._content_type == "form":
+            return urlencode(flatten_for_form(payload)), ""
+        return to_json(payload), ""
+
+
+def _auth_header(auth_type: str, parts: tuple, wrapped: Mapping[str, Any]) -> str:
+    if auth_type == "basic":
+        username = _evaluate(parts[0], wrapped, "auth.username")
+        password = _evaluate(parts[1], wrapped, "auth.password")
+        if ":" in username or _CONTROL.search(username):
+            raise RenderError(
+                "a basic auth username cannot contain ':' or control characters",
+                location="auth.username",
+            )
+        if _CONTROL.search(password):
+            raise RenderError("the password contains control characters", location="auth.password")
+        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        return f"Basic {token}"
+    token = _evaluate(parts[0], wrapped, "auth.token").strip()
+    if not token or any(ch.isspace() for ch in token) or _CONTROL.search(token):
+        raise RenderError("the bearer token is empty or contains spaces", location="auth.token")
+    return f"Bearer {token}"
+
+
+def _compiled_payload(fields: list[tuple], variables: Mapping, wrapped: Mapping) -> dict:
+    payload: dict[str, Any] = {}
+    for entry, segments, index in fields:
+        kind = entry[0]
+        if kind == _CONSTANT:
+            value = entry[1]
+        else:
+            if kind == _SOURCE:
+                _, path, source, has_fallback, fallback, type_name = entry
+                value = resolve_source(variables, path)
+                if value is _MISSING and not has_fallback:
+                    raise RenderError(
+                        f"{source} is missing and has no fallback",
+                        location=f"body.fields[{index}].source",
+                        variable=source,
+                    )
+                if has_fallback and (value is _MISSING or value is None or value == ""):
+                    value = fallback
+            else:
+                _, part, has_fallback, fallback, type_name = entry
+                try:
+                    value = _evaluate(part, wrapped, f"body.fields[{index}].value")
+                except RenderError as exc:
+                    if not (has_fallback and exc.variable):
+                        raise
+                    value = fallback
+                if has_fallback and value == "":
+                    value = fallback
+            if type_name is not None and value is not None:
+                try:
+                    value = cast_value(value, type_name)
+                except ValueError as exc:
+                    raise RenderError(
+                        f"cannot cast: {exc}", location=f"body.fields[{index}].type"
+                    ) from None
+        target = payload
+        for segment in segments[:-1]:
+            target = target.setdefault(segment, {})
+        target[segments[-1]] = value
+    return payload
+
+
+def compile_channel(
+    channel: Mapping[str, Any], settings: RenderSettings = RenderSettings()
+) -> CompiledChannel:
+    """The channel read once for many renders (cached per recipe and settings)."""
+    try:
+        key = _CHANNEL_KEY(channel)
+    except (TypeError, ValueError):
+        return CompiledChannel(channel, settings)
+    return _cached_compile(key, settings)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_compile(key: str, settings: RenderSettings) -> CompiledChannel:
+    """Compiled from the key's own copy, so a caller mutating its dict cannot reach it."""
+    return CompiledChannel(json.loads(key), settings)

@@ -731,13 +731,27 @@ def _compiled_renderer(source: str) -> Any:
     return DirectTemplate(parts)
 
 
+def compiled_renderer(source: str) -> Any:
+    """The cached renderer of ``source`` for :func:`render_compiled`; raises syntax errors."""
+    return _compiled_renderer(source)
+
+
+def needs_render_budget(renderer: Any) -> bool:
+    """Whether ``renderer`` can loop or call (a :class:`DirectTemplate` cannot)."""
+    return type(renderer) is not DirectTemplate
+
+
 def render_template(source: str, wrapped_variables: Mapping[str, Any]) -> str:
     """Render one template (streaming, aborting beyond ``MAX_OUTPUT_BYTES`` or the deadline).
 
     ``wrapped_variables`` comes from :func:`wrap_variables`. Raises Jinja errors and whatever
     the template triggered; :mod:`engine.render` turns them into ``RenderError``.
     """
-    template = _compiled_renderer(source)
+    return render_compiled(_compiled_renderer(source), wrapped_variables)
+
+
+def render_compiled(template: Any, wrapped_variables: Mapping[str, Any]) -> str:
+    """:func:`render_template` with a renderer from :func:`compiled_renderer`."""
     if type(template) is DirectTemplate:
         return template.render(wrapped_variables)
     too_large = _TOO_LARGE

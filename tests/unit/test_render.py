@@ -592,3 +592,73 @@ def test_sample_variables_render_the_spec_example() -> None:
     request = render_request(channel, sample_variables())
     assert request.url == "https://api.example.com/leads/lead-1042"
     assert json.loads(request.body)["lead"] == {"score": 42}
+
+
+# -- compiled channels: the same request, or the same error, as the reference renderer ---------
+
+_FIELDS_OK = [
+    {"name": "email", "source": "contact.email", "fallback": "none"},
+    {"name": "lead.score", "source": "event.properties.score", "type": "string"},
+    {"name": "lead.hi", "value": "Hi {{ contact.first_name }}", "type": "string"},
+    {"name": "fixed", "value": "7", "type": "number"},
+    {"name": "missing", "value": "{{ contact.nope }}", "fallback": "fb"},
+]
+COMPILED_CASES: list[dict[str, Any]] = [
+    make_channel(),
+    make_channel(url=URL + "/{{ contact.external_id | urlencode }}"),
+    make_channel(method="GET", body={"mode": "mapping", "fields": _FIELDS_OK}),
+    make_channel(content_type="form", body={"mode": "mapping", "fields": _FIELDS_OK}),
+    make_channel(body={"mode": "mapping", "fields": _FIELDS_OK}),
+    make_channel(body={"mode": "raw", "template": '{"a": {{ contact.first_name | tojson }}}'}),
+    make_channel(body={"mode": "raw", "template": "{{ contact.first_name }}"}),
+    make_channel(body={"mode": "raw", "template": "{% for x in range(3) %}{{ x }}{% endfor %}"}),
+    make_channel(auth={"type": "basic", "username": "u", "password": "p"}),
+    make_channel(auth={"type": "basic", "username": "{{ contact.id }}", "password": "p"}),
+    make_channel(auth={"type": "bearer", "token": "{{ contact.first_name }} x"}),
+    make_channel(auth={"type": "bearer", "token": ""}),
+    make_channel(auth={"type": "magic"}),
+    make_channel(headers=[{"name": "X-A", "value": "{{ contact.first_name }}"},
+                          {"name": "Content-Type", "value": "text/plain"}]),
+    make_channel(headers=[{"name": "X-A", "value": "{{ contact.nope }}"},
+                          {"name": "X-A", "value": "1"}]),
+    make_channel(url="{{ contact.nope }}", headers=[{"name": "Host", "value": "x"}]),
+    make_channel(url="{{ contact.first_name", method="PUT"),
+    make_channel(method="TRACE"),
+    make_channel(body={"mode": "mapping", "fields": [
+        {"name": "a", "source": "contact.first_name", "type": "number"},
+        {"name": "a.b", "value": "1"}]}),
+    make_channel(body={"mode": "mapping", "fields": [
+        {"name": "a", "source": "event.properties", "type": "json"},
+        {"name": "a.b", "value": "1"}]}),
+    make_channel(body={"mode": "mapping", "fields": [
+        {"name": "x", "source": "contact.nope"}, {"name": "", "value": "1"}]}),
+    make_channel(body={"mode": "mapping", "fields": [{"name": "x", "value": "y", "type": "json"}]}),
+    make_channel(body={"mode": "mapping", "fields": [
+        {"name": "x", "source": "contact.first_name", "type": "weird"}]}),
+]  # fmt: skip
+
+
+def _outcome(function: Any) -> Any:
+    try:
+        return function()
+    except RenderError as exc:
+        return ("error", exc.message, exc.location, exc.variable)
+
+
+@pytest.mark.parametrize("channel", COMPILED_CASES)
+def test_compiled_channel_renders_what_the_reference_renderer_renders(channel):
+    settings = RenderSettings()  # fresh variables each time: a nesting field may write into them
+    expected = _outcome(
+        lambda: render_module._render_uncompiled(channel, make_variables(), settings)
+    )
+    compiled = render_module.compile_channel(channel, settings)
+    assert _outcome(lambda: compiled.render(make_variables())) == expected
+    assert _outcome(lambda: render_request(channel, make_variables(), settings)) == expected
+
+
+def test_compiled_channel_is_not_changed_by_mutating_the_callers_channel():
+    channel = make_channel(headers=[{"name": "X-A", "value": "1"}])
+    first = render(channel)
+    channel["headers"][0]["value"] = "2"
+    assert dict(render(channel).headers)["X-A"] == "2"
+    assert dict(first.headers)["X-A"] == "1"
