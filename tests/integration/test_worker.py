@@ -82,6 +82,7 @@ def test_auto_disable_alerts_hold_and_release(db, workspace, receiver, api):
             "consecutive_failures": 0,
             "disabled": False,
             "disabled_reason": None,
+            "disabled_at": None,
         }
         wait_for(lambda: statuses(db, [*ids, late]) == {"failed": 10, "delivered": 3})
     with db.session() as session:

@@ -42,10 +42,5 @@ def enable_webhook(campaign_id: str) -> Any:
     campaign, released = result
     session.commit()
     body = campaign_to_json(campaign)
-    body["health"] = {
-        "consecutive_failures": campaign.consecutive_failures,
-        "disabled": campaign.webhook_disabled,
-        "disabled_reason": campaign.disabled_reason,
-    }
     body["released_notifications"] = released
     return body

@@ -87,7 +87,6 @@ CAMPAIGN = _object(
                 "disabled_reason": _nullable(STRING),
                 "disabled_at": _nullable(DATETIME),
             },
-            optional=("disabled_at",),
         ),
         "activated_at": _nullable(DATETIME),
         "created_at": DATETIME,

@@ -21,6 +21,7 @@ from marshmallow import (
 )
 
 from engine.campaigns import masked_channel, merge_channel_patch
+from engine.delivery import health_summary
 from engine.render import RenderSettings
 from engine.rules import validate_conditions
 from engine.rules_sql import audience_sql_supported
@@ -211,12 +212,7 @@ def campaign_to_json(campaign: Campaign, *, reveal_secret: bool = False) -> dict
             campaign.signing_secret,
             reveal_signing_secret=reveal_secret,
         ),
-        "health": {
-            "consecutive_failures": campaign.consecutive_failures or 0,
-            "disabled": bool(campaign.webhook_disabled),
-            "disabled_reason": campaign.disabled_reason,
-            "disabled_at": campaign.disabled_at,
-        },
+        "health": health_summary(campaign),
         "activated_at": campaign.activated_at,
         "created_at": campaign.created_at,
         "updated_at": campaign.updated_at,
