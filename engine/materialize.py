@@ -53,7 +53,11 @@ class CampaignMaterializer:
         self.campaign_vars = {"id": campaign.id, "name": campaign.name}
         self.workspace = dict(workspace)
         self.channel = channel_with_secrets(campaign.channel, campaign.channel_secrets)
-        self.compiled_channel = compile_channel(self.channel, settings)
+        constants = {  # as build_variables makes them for every row of this materializer
+            "campaign": self.campaign_vars,
+            "workspace": {"id": self.workspace.get("id"), "name": self.workspace.get("name")},
+        }
+        self.compiled_channel = compile_channel(self.channel, settings, constants=constants)
         self.settings = settings
         self.schedule_run_id = schedule_run_id
         self.hold_reason: str | None = None

@@ -40,6 +40,7 @@ from engine.sandbox import (
     render_compiled,
     render_template,
     to_json,
+    variables_read,
     wrap_variables,
 )
 
@@ -741,6 +742,15 @@ def _evaluate(part: Any, wrapped: Mapping[str, Any], location: str) -> str:
         raise _as_render_error(exc, location) from None
 
 
+def _folded(renderer: Any, constants: Mapping[str, Any]) -> str | None:
+    """The text of a template that reads only constants; None if it fails (each render
+    then raises the error itself, in its place)."""
+    try:
+        return render_compiled(renderer, wrap_variables(constants))
+    except Exception:
+        return None
+
+
 def _static_mapping(value: Any) -> Mapping[str, Any]:
     if value is None:
         return {}
@@ -750,12 +760,22 @@ def _static_mapping(value: Any) -> Mapping[str, Any]:
 
 
 class CompiledChannel:
-    """One channel recipe read once; :meth:`render` gives what ``render_request`` gives."""
+    """One channel recipe read once; :meth:`render` gives what ``render_request`` gives.
 
-    def __init__(self, channel: Mapping[str, Any], settings: RenderSettings) -> None:
+    ``constants`` are top-level variables every render will pass unchanged (a batch's
+    ``campaign`` and ``workspace``): simple templates that read only those are rendered once.
+    """
+
+    def __init__(
+        self,
+        channel: Mapping[str, Any],
+        settings: RenderSettings,
+        constants: Mapping[str, Any] | None = None,
+    ) -> None:
         self._channel = channel
         self._settings = settings
         self._templates: list[Any] = []
+        self._constants = constants or {}
         try:
             self._compile(channel, settings)
             self._reference = False
@@ -767,6 +787,11 @@ class CompiledChannel:
     def _part(self, source: Any) -> Any:
         part = _text_part(source)
         if type(part) is tuple:
+            names = variables_read(part[0])
+            if names is not None and names <= self._constants.keys():
+                text = _folded(part[0], self._constants)
+                if text is not None:
+                    return text
             self._templates.append(part)
         return part
 
@@ -997,9 +1022,18 @@ def _compiled_payload(fields: list[tuple], variables: Mapping, wrapped: Mapping)
 
 
 def compile_channel(
-    channel: Mapping[str, Any], settings: RenderSettings = RenderSettings()
+    channel: Mapping[str, Any],
+    settings: RenderSettings = RenderSettings(),
+    *,
+    constants: Mapping[str, Any] | None = None,
 ) -> CompiledChannel:
-    """The channel read once for many renders (cached per recipe and settings)."""
+    """The channel read once for many renders (cached per recipe and settings).
+
+    With ``constants`` (variables every render passes unchanged) the result is not cached:
+    compile once per batch.
+    """
+    if constants:
+        return CompiledChannel(channel, settings, constants)
     try:
         key = _CHANNEL_KEY(channel)
     except (TypeError, ValueError):

@@ -736,6 +736,13 @@ def compiled_renderer(source: str) -> Any:
     return _compiled_renderer(source)
 
 
+def variables_read(renderer: Any) -> frozenset[str] | None:
+    """The top-level variables a :class:`DirectTemplate` reads; None for other templates."""
+    if type(renderer) is not DirectTemplate:
+        return None
+    return frozenset(part[0] for part in renderer._parts if type(part) is not str)
+
+
 def needs_render_budget(renderer: Any) -> bool:
     """Whether ``renderer`` can loop or call (a :class:`DirectTemplate` cannot)."""
     return type(renderer) is not DirectTemplate

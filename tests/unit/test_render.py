@@ -662,3 +662,28 @@ def test_compiled_channel_is_not_changed_by_mutating_the_callers_channel():
     channel["headers"][0]["value"] = "2"
     assert dict(render(channel).headers)["X-A"] == "2"
     assert dict(first.headers)["X-A"] == "1"
+
+
+CONSTANT_CASES: list[dict[str, Any]] = [
+    make_channel(headers=[{"name": "X-C", "value": "{{ campaign.name | upper }}"}],
+                 auth={"type": "basic", "username": "{{ workspace.id }}", "password": "p"}),
+    make_channel(url=URL + "/{{ workspace.id }}", body={"mode": "mapping", "fields": [
+        {"name": "c", "value": "{{ campaign.nope }}", "fallback": "fb"},
+        {"name": "n", "value": "{{ campaign.name }}"}]}),
+    make_channel(url="{{ contact.nope }}", headers=[{"name": "X-C", "value": "{{ campaign.x }}"}]),
+    make_channel(headers=[{"name": "X-C", "value": "{{ campaign.nope }}"}]),
+    make_channel(headers=[{"name": "X-C", "value": "{{ campaign.name ~ contact.id }}"}]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("campaign_name", ["Spring", "bad\nname"])
+@pytest.mark.parametrize("channel", CONSTANT_CASES)
+def test_templates_reading_only_constants_render_once_with_the_same_result(channel, campaign_name):
+    def variables() -> dict[str, Any]:
+        return {**make_variables(), "campaign": {"id": "cmp_1", "name": campaign_name}}
+
+    constants = {"campaign": variables()["campaign"], "workspace": variables()["workspace"]}
+    settings = RenderSettings()
+    expected = _outcome(lambda: render_module._render_uncompiled(channel, variables(), settings))
+    compiled = render_module.compile_channel(channel, settings, constants=constants)
+    assert _outcome(lambda: compiled.render(variables())) == expected
