@@ -671,11 +671,15 @@ def _mapped_payload(fields: Any, variables: Mapping, wrapped: Mapping) -> dict[s
 def _place(payload: dict[str, Any], segments: list[str], value: Any, location: str) -> None:
     target = payload
     for segment in segments[:-1]:
-        target = target.setdefault(segment, {})
-        if not isinstance(target, dict):
+        nested = target.get(segment, {})
+        if not isinstance(nested, dict):
             raise RenderError(
                 "this name nests under a field that already has a value", location=location
             )
+        # A dict placed by an earlier field may be the contact's or event's own data:
+        # nest into a copy, so rendering never changes the variables it reads.
+        target[segment] = nested = dict(nested)
+        target = nested
     if segments[-1] in target:
         raise RenderError("two fields have this name (or one nests under it)", location=location)
     target[segments[-1]] = value

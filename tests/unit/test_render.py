@@ -687,3 +687,36 @@ def test_templates_reading_only_constants_render_once_with_the_same_result(chann
     expected = _outcome(lambda: render_module._render_uncompiled(channel, variables(), settings))
     compiled = render_module.compile_channel(channel, settings, constants=constants)
     assert _outcome(lambda: compiled.render(variables())) == expected
+
+
+def test_nesting_under_a_dict_from_the_data_leaves_the_data_unchanged() -> None:
+    """``a`` placed from event data, then ``a.b`` nested under it: the event keeps its dict."""
+    properties = {"address": {"city": "Cork"}}
+    variables = build_variables(
+        contact={"id": "con_1", "external_id": "c1", "attributes": {}},
+        event={
+            "id": "evt_1",
+            "name": "x.y",
+            "occurred_at": "2026-11-22T10:00:00Z",
+            "properties": properties,
+        },
+        campaign={"id": "cmp_1", "name": "C"},
+        workspace={"id": "ws_1", "name": "W"},
+        notification_id="msg_1",
+        now=datetime(2026, 11, 22, tzinfo=UTC),
+    )
+    channel = {
+        "url": "https://api.example.com/hook",
+        "method": "POST",
+        "content_type": "json",
+        "body": {
+            "mode": "mapping",
+            "fields": [
+                {"name": "address", "source": "event.properties.address"},
+                {"name": "address.country", "value": "IE"},
+            ],
+        },
+    }
+    request = render_request(channel, variables)
+    assert json.loads(request.body) == {"address": {"city": "Cork", "country": "IE"}}
+    assert properties == {"address": {"city": "Cork"}}
