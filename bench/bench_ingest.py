@@ -17,19 +17,16 @@ Run: ``.venv/bin/python bench/bench_ingest.py [batches]``.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
-import uuid
 from typing import Any
 
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from scratch import database_kinds, scratch_database  # bench/scratch.py
+from sqlalchemy import insert
 
 from engine import crypto
 from engine.ids import new_id
-from engine.store import Database, accounts, migrate
+from engine.store import Database, accounts
 from engine.store.models import Campaign, Event, Notification
 from engine.store.types import utcnow
 from web import create_app
@@ -138,32 +135,11 @@ def bench_baseline(url: str, batches: int) -> float:
     return batches * BATCH / elapsed
 
 
-def _scratch_postgres(admin_url: str) -> tuple[str, Any]:
-    admin = create_engine(make_url(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"hookcast_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url, drop
-
-
-def run(label: str, make_url_: Any, batches: int) -> None:
+def run(label: str, batches: int) -> None:
     results = {}
     for kind, bench in (("baseline", bench_baseline), ("api", bench_api)):
-        url, cleanup = make_url_()
-        database = Database(url)
-        migrate.upgrade(database)
-        database.dispose()
-        try:
+        with scratch_database(label) as url:
             results[kind] = bench(url, batches)
-        finally:
-            cleanup()
     ratio = results["api"] / results["baseline"]
     print(f"{label:10s} api {results['api']:9,.0f} events/s | bare INSERT baseline "
           f"{results['baseline']:9,.0f} events/s | api/baseline {ratio:.2f}"
@@ -173,19 +149,9 @@ def run(label: str, make_url_: Any, batches: int) -> None:
 def main() -> None:
     crypto.configure_encryption(ENCRYPTION_KEY)
     batches = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    tmp = tempfile.mkdtemp(prefix="hookcast-bench-")
-
-    def sqlite_url() -> tuple[str, Any]:
-        path = os.path.join(tmp, f"{uuid.uuid4().hex}.sqlite3")
-        return f"sqlite:///{path}", lambda: None
-
     print(f"{batches} batches of {BATCH} events, {CAMPAIGNS} active campaigns")
-    run("sqlite", sqlite_url, batches)
-    pg = os.environ.get("HOOKCAST_BENCH_POSTGRES_URL") or os.environ.get(
-        "HOOKCAST_TEST_POSTGRES_URL"
-    )
-    if pg:
-        run("postgresql", lambda: _scratch_postgres(pg), batches)
+    for kind in database_kinds():
+        run(kind, batches)
 
 
 if __name__ == "__main__":

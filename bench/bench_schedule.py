@@ -20,21 +20,19 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import create_engine, insert, select, text
-from sqlalchemy.engine import make_url
+from scratch import database_kinds, scratch_database  # bench/scratch.py
+from sqlalchemy import insert, select, text
 
 from engine import crypto
 from engine.ids import new_id
 from engine.render import RenderSettings
 from engine.schedules import run_due_schedules
-from engine.store import Database, accounts, migrate, schedule_runs
+from engine.store import Database, accounts, schedule_runs
 from engine.store.models import Campaign, Contact, Notification
 from engine.store.types import utcnow
 
@@ -192,32 +190,11 @@ def bench_baseline(url: str, contacts: int) -> tuple[float, float, int]:
     return elapsed, rss.growth_mb, contacts
 
 
-def _scratch_postgres(admin_url: str) -> tuple[str, Any]:
-    admin = create_engine(make_url(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"hookcast_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url, drop
-
-
-def run(label: str, new_database: Any, contacts: int) -> None:
+def run(label: str, contacts: int) -> None:
     results = {}
     for kind, bench in (("baseline", bench_baseline), ("run", bench_run)):
-        url, cleanup = new_database()
-        database = Database(url)
-        migrate.upgrade(database)
-        database.dispose()
-        try:
+        with scratch_database(label) as url:
             results[kind] = bench(url, contacts)
-        finally:
-            cleanup()
     (seconds, growth, _), (base_seconds, base_growth, _) = results["run"], results["baseline"]
     verdict = "met" if seconds <= 10 and growth <= 200 else "NOT met"
     print(f"{label:10s} run {seconds:6.2f} s, peak RSS +{growth:6.1f} MB | bare INSERT "
@@ -228,18 +205,9 @@ def run(label: str, new_database: Any, contacts: int) -> None:
 def main() -> None:
     crypto.configure_encryption(ENCRYPTION_KEY)
     contacts = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    tmp = tempfile.mkdtemp(prefix="hookcast-bench-")
-
-    def sqlite_url() -> tuple[str, Any]:
-        return f"sqlite:///{os.path.join(tmp, uuid.uuid4().hex)}.sqlite3", lambda: None
-
     print(f"one schedule run for {contacts:,} contacts, {BATCH} per batch")
-    run("sqlite", sqlite_url, contacts)
-    pg = os.environ.get("HOOKCAST_BENCH_POSTGRES_URL") or os.environ.get(
-        "HOOKCAST_TEST_POSTGRES_URL"
-    )
-    if pg:
-        run("postgresql", lambda: _scratch_postgres(pg), contacts)
+    for kind in database_kinds():
+        run(kind, contacts)
 
 
 if __name__ == "__main__":
