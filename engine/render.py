@@ -465,21 +465,61 @@ def _render_uncompiled(
         headers = _render_headers(channel, wrapped)
         body_text, query = _render_body(channel, method, content_type, variables, wrapped)
 
-    if query:
-        url = url.split("#", 1)[0]
-        url += ("&" if "?" in url else "?") + query
-        if len(url) > MAX_URL_LENGTH:
-            raise RenderError("the URL with the mapped fields is too long", location="body")
-    body = body_text.encode("utf-8")
-    if len(body) > MAX_OUTPUT_BYTES:
-        raise RenderError(
-            f"the body is larger than {MAX_OUTPUT_BYTES // 1024} KiB", location="body"
-        )
+    url = _with_query(url, query)
+    body = _encoded_body(body_text)
     if method != "GET":
         lowered = {name.lower() for name, _ in headers}
         if "content-type" not in lowered:
             headers.insert(0, ("Content-Type", CONTENT_TYPES[content_type]))
     return RenderedRequest(method, url, tuple(headers), body)
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """The ``Authorization`` value for rendered basic-auth credentials."""
+    if ":" in username or _CONTROL.search(username):
+        raise RenderError(
+            "a basic auth username cannot contain ':' or control characters",
+            location="auth.username",
+        )
+    if _CONTROL.search(password):
+        raise RenderError("the password contains control characters", location="auth.password")
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def bearer_authorization(token: str) -> str:
+    """The ``Authorization`` value for a rendered bearer token."""
+    token = token.strip()
+    if not token or any(ch.isspace() for ch in token) or _CONTROL.search(token):
+        raise RenderError("the bearer token is empty or contains spaces", location="auth.token")
+    return f"Bearer {token}"
+
+
+def _with_query(url: str, query: str) -> str:
+    """``url`` with mapped fields appended to its query string (GET requests)."""
+    if not query:
+        return url
+    url = url.split("#", 1)[0]
+    url += ("&" if "?" in url else "?") + query
+    if len(url) > MAX_URL_LENGTH:
+        raise RenderError("the URL with the mapped fields is too long", location="body")
+    return url
+
+
+def _encoded_body(body_text: str) -> bytes:
+    body = body_text.encode("utf-8")
+    if len(body) > MAX_OUTPUT_BYTES:
+        raise RenderError(
+            f"the body is larger than {MAX_OUTPUT_BYTES // 1024} KiB", location="body"
+        )
+    return body
+
+
+def _cast_field(value: Any, type_name: str | None, index: int) -> Any:
+    try:
+        return cast_value(value, type_name)
+    except ValueError as exc:
+        raise RenderError(f"cannot cast: {exc}", location=f"body.fields[{index}].type") from None
 
 
 def _mapping(value: Any, location: str) -> Mapping[str, Any]:
@@ -516,20 +556,10 @@ def _render_headers(
     if auth_type == "basic":
         username = _render(auth.get("username"), wrapped, "auth.username")
         password = _render(auth.get("password"), wrapped, "auth.password")
-        if ":" in username or _CONTROL.search(username):
-            raise RenderError(
-                "a basic auth username cannot contain ':' or control characters",
-                location="auth.username",
-            )
-        if _CONTROL.search(password):
-            raise RenderError("the password contains control characters", location="auth.password")
-        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-        headers.append(("Authorization", f"Basic {token}"))
+        headers.append(("Authorization", basic_authorization(username, password)))
     elif auth_type == "bearer":
-        token = _render(auth.get("token"), wrapped, "auth.token").strip()
-        if not token or any(ch.isspace() for ch in token) or _CONTROL.search(token):
-            raise RenderError("the bearer token is empty or contains spaces", location="auth.token")
-        headers.append(("Authorization", f"Bearer {token}"))
+        token = _render(auth.get("token"), wrapped, "auth.token")
+        headers.append(("Authorization", bearer_authorization(token)))
     elif auth_type != "none":
         raise RenderError("auth.type must be none, basic or bearer", location="auth.type")
     return headers
@@ -652,12 +682,7 @@ def _mapped_payload(fields: Any, variables: Mapping, wrapped: Mapping) -> dict[s
     for index, field in enumerate(fields):
         field = _mapping(field, f"body.fields[{index}]")
         value, type_name = _mapped_value(field, index, variables, wrapped)
-        try:
-            value = cast_value(value, type_name)
-        except ValueError as exc:
-            raise RenderError(
-                f"cannot cast: {exc}", location=f"body.fields[{index}].type"
-            ) from None
+        value = _cast_field(value, type_name, index)
         name = field.get("name")
         if not isinstance(name, str) or not all(name.split(".")):
             raise RenderError(
@@ -928,16 +953,8 @@ class CompiledChannel:
         if self._auth_type != "none":
             headers.append(("Authorization", _auth_header(self._auth_type, self._auth, wrapped)))
         body_text, query = self._body(variables, wrapped)
-        if query:
-            url = url.split("#", 1)[0]
-            url += ("&" if "?" in url else "?") + query
-            if len(url) > MAX_URL_LENGTH:
-                raise RenderError("the URL with the mapped fields is too long", location="body")
-        body = body_text.encode("utf-8")
-        if len(body) > MAX_OUTPUT_BYTES:
-            raise RenderError(
-                f"the body is larger than {MAX_OUTPUT_BYTES // 1024} KiB", location="body"
-            )
+        url = _with_query(url, query)
+        body = _encoded_body(body_text)
         if self._content_type_header:
             headers.insert(0, ("Content-Type", CONTENT_TYPES[self._content_type]))
         return RenderedRequest(self._method, url, tuple(headers), body)
@@ -968,19 +985,8 @@ def _auth_header(auth_type: str, parts: tuple, wrapped: Mapping[str, Any]) -> st
     if auth_type == "basic":
         username = _evaluate(parts[0], wrapped, "auth.username")
         password = _evaluate(parts[1], wrapped, "auth.password")
-        if ":" in username or _CONTROL.search(username):
-            raise RenderError(
-                "a basic auth username cannot contain ':' or control characters",
-                location="auth.username",
-            )
-        if _CONTROL.search(password):
-            raise RenderError("the password contains control characters", location="auth.password")
-        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-        return f"Basic {token}"
-    token = _evaluate(parts[0], wrapped, "auth.token").strip()
-    if not token or any(ch.isspace() for ch in token) or _CONTROL.search(token):
-        raise RenderError("the bearer token is empty or contains spaces", location="auth.token")
-    return f"Bearer {token}"
+        return basic_authorization(username, password)
+    return bearer_authorization(_evaluate(parts[0], wrapped, "auth.token"))
 
 
 def _compiled_payload(fields: list[tuple], variables: Mapping, wrapped: Mapping) -> dict:
@@ -1012,12 +1018,7 @@ def _compiled_payload(fields: list[tuple], variables: Mapping, wrapped: Mapping)
                 if has_fallback and value == "":
                     value = fallback
             if type_name is not None and value is not None:
-                try:
-                    value = cast_value(value, type_name)
-                except ValueError as exc:
-                    raise RenderError(
-                        f"cannot cast: {exc}", location=f"body.fields[{index}].type"
-                    ) from None
+                value = _cast_field(value, type_name, index)
         target = payload
         for segment in segments[:-1]:
             target = target.setdefault(segment, {})
