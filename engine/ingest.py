@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import rules
@@ -162,6 +163,36 @@ def ingest_events(
         if batch.pending:
             announce_new_notifications(session)
     return results
+
+
+#: A concurrent request may create the same contact or client id between our read and write.
+INGEST_ATTEMPTS = 3
+
+
+class IngestConflict(Exception):
+    """Concurrent writes kept colliding with this batch; nothing of it was stored."""
+
+
+def ingest_and_commit(
+    session: Session,
+    workspace_id: str,
+    events: Sequence[IncomingEvent],
+    *,
+    settings: RenderSettings,
+    attempts: int = INGEST_ATTEMPTS,
+) -> list[IngestResult]:
+    """``ingest_events`` in its own committed transaction, retried when a concurrent
+    request stored the same contact or client id first (the retry then sees it and
+    treats the event as the duplicate it is). Raises ``IngestConflict`` after ``attempts``.
+    """
+    for _ in range(attempts):
+        try:
+            results = ingest_events(session, workspace_id, events, settings=settings)
+            session.commit()
+            return results
+        except IntegrityError:
+            session.rollback()
+    raise IngestConflict("conflicting concurrent writes; send the events again")
 
 
 def _notify_matching_campaigns(

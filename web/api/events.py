@@ -15,16 +15,19 @@ import json
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy.exc import IntegrityError
 
-from engine.ingest import MAX_BATCH, MAX_EVENT_BYTES, IncomingEvent, ingest_events
+from engine.ingest import (
+    MAX_BATCH,
+    MAX_EVENT_BYTES,
+    IncomingEvent,
+    IngestConflict,
+    ingest_and_commit,
+)
 from web import render_settings
 from web.api import bp, json_body, workspace_id
 from web.api.errors import ApiError
 from web.database import get_session
 from web.schemas.event import load_event
-
-_ATTEMPTS = 3  # a concurrent request may create the same contact or client id first
 
 
 def _flatten(messages: Any, prefix: str) -> dict[str, list[str]]:
@@ -97,19 +100,12 @@ def _parse(body: Any) -> tuple[list[IncomingEvent], bool]:
 @bp.post("/events")
 def post_events() -> tuple[dict[str, Any], int]:
     events, _ = _parse(json_body())
-    settings = render_settings()
-    session = get_session()
-    for attempt in range(_ATTEMPTS):
-        try:
-            results = ingest_events(session, workspace_id(), events, settings=settings)
-            session.commit()
-            break
-        except IntegrityError:
-            session.rollback()
-            if attempt == _ATTEMPTS - 1:
-                raise ApiError(
-                    409, "conflicting concurrent writes; send the events again"
-                ) from None
+    try:
+        results = ingest_and_commit(
+            get_session(), workspace_id(), events, settings=render_settings()
+        )
+    except IngestConflict as exc:
+        raise ApiError(409, str(exc)) from None
     return {
         "events": [
             {"id": r.id, "duplicate": r.duplicate, "notifications": r.notifications}
