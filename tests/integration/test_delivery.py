@@ -22,16 +22,9 @@ from engine.store.types import utcnow
 from engine.transport import Transport
 from engine.worker import Worker
 from tests.integration import factories
-from tests.integration.loopback_receiver import ReceivedRequest, Receiver, Reply
+from tests.integration.loopback_receiver import ReceivedRequest, Reply
 
 LOOPBACK = ("127.0.0.0/8",)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 @contextmanager

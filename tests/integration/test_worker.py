@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from engine.delivery import send_now
@@ -25,13 +23,6 @@ from tests.integration.test_delivery import (
     status_is,
     wait_for,
 )
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def statuses(db, ids):
