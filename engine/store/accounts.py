@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -170,16 +170,19 @@ def revoke_api_key(session: Session, *, workspace_id: str, key_id: str) -> bool:
 
 
 def authenticate_api_key(session: Session, key: str) -> ApiKey | None:
-    """The live key record for a presented secret, or None. Refreshes ``last_used_at``."""
-    record = session.scalar(
+    """The live key record for a presented secret, or None."""
+    return session.scalar(
         select(ApiKey).where(
             ApiKey.key_hash == crypto.hash_api_key(key), ApiKey.revoked_at.is_(None)
         )
     )
-    if record is None:
-        return None
-    now = utcnow()
-    if record.last_used_at is None or now - record.last_used_at > API_KEY_TOUCH_INTERVAL:
-        record.last_used_at = now
-        session.flush()
-    return record
+
+
+def api_key_needs_touch(record: ApiKey, now: datetime) -> bool:
+    """Whether ``last_used_at`` is stale enough to be worth a write."""
+    return record.last_used_at is None or now - record.last_used_at > API_KEY_TOUCH_INTERVAL
+
+
+def touch_api_key(session: Session, key_id: str, now: datetime) -> None:
+    """Record that the key was used at ``now``."""
+    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))

@@ -16,9 +16,10 @@ from flask import Blueprint, Flask, g, request
 from marshmallow import Schema
 
 from engine.store import accounts
+from engine.store.types import utcnow
 from web.api.errors import ApiError
 from web.api.errors import init_app as init_errors
-from web.database import get_session
+from web.database import get_database
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -43,11 +44,17 @@ def authenticate() -> None:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise ApiError(401, "send an API key as `Authorization: Bearer <key>`")
-    session = get_session()
-    record = accounts.authenticate_api_key(session, key.strip())
+    # Outside the request's session: a short read, then a short write only when the
+    # last-used stamp is stale, so a GET never upgrades its read transaction.
+    database = get_database()
+    with database.transaction(write=False) as session:
+        record = accounts.authenticate_api_key(session, key.strip())
     if record is None:
         raise ApiError(401, "the API key is not valid or has been revoked")
-    session.commit()  # keeps the last-used stamp even if the view fails
+    now = utcnow()
+    if accounts.api_key_needs_touch(record, now):
+        with database.transaction() as session:
+            accounts.touch_api_key(session, record.id, now)
     g.workspace_id = record.workspace_id
     g.api_key_id = record.id
 
