@@ -1,8 +1,9 @@
 """Events in, notifications out: the bulk SQL behind ingestion and schedule runs.
 
-Everything here works on many rows per statement (one ``SELECT ... IN``, one
-``executemany`` ``INSERT``), because a batch of 1,000 events or a 100,000-contact schedule
-run must not cost one round trip per row.
+Everything here works on many rows per statement (one ``SELECT ... = ANY(array)`` or
+chunked ``IN``, one ``COPY`` or ``executemany`` ``INSERT``, one ``UPDATE ... FROM unnest``),
+because a batch of 1,000 events or a 100,000-contact schedule run must not cost one round
+trip per row.
 """
 
 from __future__ import annotations
@@ -12,7 +13,21 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, Text, and_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    String,
+    Table,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -23,9 +38,22 @@ from engine.store.models import Attempt, Contact, Event, Notification
 IN_CHUNK = 500
 
 
-def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
+def _among(
+    session: Session, column: ColumnElement[Any], values: Iterable[str]
+) -> Iterable[ColumnElement[bool]]:
+    """Conditions that together say ``column IN values``, one query each.
+
+    PostgreSQL gets a single ``= ANY(array)`` with one parameter, whatever the count;
+    SQLite gets ``IN`` lists of at most ``IN_CHUNK`` parameters.
+    """
+    distinct = sorted(set(values))
+    if not distinct:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        yield column == any_(bindparam(None, distinct, type_=postgresql.ARRAY(String)))
+        return
+    for start in range(0, len(distinct), IN_CHUNK):
+        yield column.in_(distinct[start : start + IN_CHUNK])
 
 
 def existing_client_ids(
@@ -33,11 +61,9 @@ def existing_client_ids(
 ) -> dict[str, str]:
     """``client id → stored event id`` for the ids this workspace has already seen."""
     found: dict[str, str] = {}
-    for chunk in _chunks(sorted(set(client_ids))):
+    for among in _among(session, Event.client_id, client_ids):
         rows = session.execute(
-            select(Event.client_id, Event.id).where(
-                Event.workspace_id == workspace_id, Event.client_id.in_(chunk)
-            )
+            select(Event.client_id, Event.id).where(Event.workspace_id == workspace_id, among)
         )
         found.update({client_id: event_id for client_id, event_id in rows})
     return found
@@ -48,10 +74,10 @@ def contacts_by_external_id(
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """``external id → (contact id, attributes)`` for the stored ones among ``external_ids``."""
     found: dict[str, tuple[str, dict[str, Any]]] = {}
-    for chunk in _chunks(sorted(set(external_ids))):
+    for among in _among(session, Contact.external_id, external_ids):
         rows = session.execute(
             select(Contact.external_id, Contact.id, Contact.attributes).where(
-                Contact.workspace_id == workspace_id, Contact.external_id.in_(chunk)
+                Contact.workspace_id == workspace_id, among
             )
         )
         found.update({ext: (cid, dict(attrs or {})) for ext, cid, attrs in rows})
@@ -70,9 +96,27 @@ def update_contact_attributes(
     """Set the attributes of existing contacts, ``{contact id: attributes}``, in one go."""
     if not changes:
         return
-    session.execute(
-        update(Contact),
-        [{"id": cid, "attributes": attrs, "updated_at": now} for cid, attrs in changes.items()],
+    connection = session.connection()
+    dialect = connection.dialect
+    attributes = Contact.__table__.c.attributes.type._cached_bind_processor(dialect)
+    updated_at = Contact.__table__.c.updated_at.type._cached_bind_processor(dialect)
+    assert attributes is not None and updated_at is not None
+    if dialect.name == "postgresql":
+        # One statement for the whole batch, not one UPDATE per contact.
+        connection.execute(
+            text(
+                "UPDATE contacts SET attributes = changed.attributes, updated_at = :now"
+                " FROM unnest(CAST(:ids AS text[]), CAST(:attributes AS jsonb[]))"
+                " AS changed (id, attributes) WHERE contacts.id = changed.id"
+            ),
+            {"ids": list(changes), "attributes": [attributes(a) for a in changes.values()],
+             "now": updated_at(now)},
+        )
+        return
+    stamp = updated_at(now)
+    connection.exec_driver_sql(
+        "UPDATE contacts SET attributes = ?, updated_at = ? WHERE id = ?",
+        [(attributes(attrs), stamp, cid) for cid, attrs in changes.items()],
     )
 
 
@@ -187,13 +231,13 @@ def recent_notification_counts(
     Skipped ones and test sends do not count: the frequency cap limits real messages.
     """
     counts: dict[str, int] = {}
-    for chunk in _chunks(sorted(set(contact_ids))):
+    for among in _among(session, Notification.contact_id, contact_ids):
         rows = session.execute(
             select(Notification.contact_id, func.count())
             .where(
                 and_(
                     Notification.campaign_id == campaign_id,
-                    Notification.contact_id.in_(chunk),
+                    among,
                     Notification.created_at > since,
                     Notification.status != "skipped",
                     Notification.test.is_(False),

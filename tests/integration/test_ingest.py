@@ -59,6 +59,35 @@ def test_contact_upsert_merges_attributes(api: ApiClient, db: Any) -> None:
     assert contact.attributes == {"plan": "pro", "score": 3}
 
 
+def test_large_batches_look_up_and_update_every_contact(api: ApiClient, db: Any) -> None:
+    """Batches past one IN list (SQLite chunks lookups by 500): every stored contact and
+    client id is found, changed contacts are updated in one go, unchanged ones are left."""
+    def batch(start: int, stop: int, plan: str, tag: str) -> list[dict[str, Any]]:
+        return [{"name": "x", "id": f"{tag}-{n}",
+                 "contact": {"external_id": f"c{n}", "attributes": {"plan": plan, "n": n}}}
+                for n in range(start, stop)]
+
+    assert api.post("/events", json={"events": batch(0, 1000, "free", "a")}).status_code == 202
+    with db.session() as session:
+        before = dict(session.execute(select(Contact.external_id, Contact.updated_at)).all())
+    # c0..c599 change plan, c600..c999 send the same attributes again, c1000.. are new.
+    again = [*batch(0, 600, "pro", "b"), *batch(600, 1000, "free", "b"),
+             *batch(1000, 1400, "new", "b")]
+    assert api.post("/events", json={"events": again[:1000]}).status_code == 202
+    assert api.post("/events", json={"events": again[1000:]}).status_code == 202
+    replay = api.post("/events", json={"events": batch(0, 1000, "free", "a")})
+    assert all(e["duplicate"] for e in replay.get_json()["events"])
+    with db.session() as session:
+        rows = {c.external_id: c for c in session.scalars(select(Contact))}
+    assert len(rows) == 1400
+    assert all(rows[f"c{n}"].attributes == {"plan": "pro", "n": n} for n in range(600))
+    assert all(rows[f"c{n}"].updated_at > before[f"c{n}"] for n in range(600))
+    assert all(rows[f"c{n}"].attributes == {"plan": "free", "n": n} for n in range(600, 1000))
+    assert all(rows[f"c{n}"].updated_at == before[f"c{n}"] for n in range(600, 1000))
+    assert all(rows[f"c{n}"].attributes == {"plan": "new", "n": n} for n in range(1000, 1400))
+    assert _count(db, Event) == 2400
+
+
 def test_duplicates_are_accepted_and_create_nothing(api: ApiClient, db: Any) -> None:
     event_campaign(api, ["lead.create"])
     first = send_event(api, "lead.create", id="client-1")
