@@ -45,6 +45,8 @@ MAX_CLAIM_BATCH = 200
 PREFETCH_PER_HOST = 128
 #: Quick completions in a row before a host counts as quick.
 QUICK_STREAK = 8
+#: Idle hosts whose record (streak, slowness) is kept between sends, at most.
+MAX_TRACKED_HOSTS = 10_000
 #: Finished attempts are settled when the dispatcher is free, or at once when this many wait.
 SETTLE_BATCH = 64
 SETTLE_DELAY_SECONDS = 0.0
@@ -155,8 +157,10 @@ class SendQueue:
                     )
                     state.slow = slow
                     state.quick_streak = 0 if slow else state.quick_streak + 1
-                if not (state.queued or state.in_flight or state.slow or self._quick(state)):
-                    del self._hosts[item.endpoint_host]
+                if not (state.queued or state.in_flight or state.slow or state.quick_streak):
+                    del self._hosts[item.endpoint_host]  # nothing worth remembering
+                elif len(self._hosts) > MAX_TRACKED_HOSTS:
+                    self._forget_idle_hosts()
                 if was_slow and not state.slow:
                     self._cond.notify_all()
                 else:
@@ -166,6 +170,13 @@ class SendQueue:
             starving = self._queued == 0
         if count == 1 or count >= SETTLE_BATCH or starving:
             self._wake_dispatcher()
+
+    def _forget_idle_hosts(self) -> None:
+        """Drop what is known of hosts with nothing queued or in flight (bounded memory);
+        slow ones are kept, so a stalled endpoint stays capped."""
+        for host in [h for h, s in self._hosts.items() if not (s.queued or s.in_flight)]:
+            if not self._hosts[host].slow:
+                del self._hosts[host]
 
     def collect(self) -> list[_Finished]:
         with self._cond:
