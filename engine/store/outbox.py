@@ -21,7 +21,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, bindparam, case, event, func, insert, select, text, type_coerce, update
+from sqlalchemy import (
+    Text,
+    bindparam,
+    case,
+    cast,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from engine import crypto
@@ -166,6 +178,9 @@ _N = Notification.__table__
 _C = Campaign.__table__
 _A = Attempt.__table__
 _RAW_SECRETS = type_coerce(_N.c.request_secrets, Text()).label("secrets_token")
+# The stored request as JSON text: a claim reads more candidates than it takes (hosts at
+# their cap are skipped), and only the ones taken are worth decoding.
+_RAW_REQUEST = cast(_N.c.request, Text()).label("request_json")
 _CAMPAIGN_MAX_AGE_SECONDS = 60.0
 
 
@@ -282,7 +297,7 @@ def claim_due_notifications(
             _N.c.endpoint_host,
             _N.c.attempt_count,
             _N.c.test,
-            _N.c.request,
+            _RAW_REQUEST,
             _RAW_SECRETS,
             _C.c.updated_at.label("campaign_updated_at"),
             _C.c.webhook_disabled,
@@ -334,7 +349,7 @@ def claim_due_notifications(
                 endpoint_host=host,
                 attempt_count=row.attempt_count,
                 test=bool(row.test),
-                request=row.request or {},
+                request=json.loads(row.request_json) if row.request_json else {},
                 request_secrets=_secrets.open(row.secrets_token),
                 campaign=campaign,
             )
