@@ -394,6 +394,25 @@ def test_transport_owns_user_agent_and_framing_headers(transport, receiver):
     assert request.headers["X-Tag"] == "a, b"
 
 
+def test_accept_defaults_to_anything_and_the_caller_may_set_it(transport, receiver):
+    receiver.expect_ordered_request("/hook").respond_with_data("")
+    receiver.expect_ordered_request("/hook").respond_with_data("")
+    transport.send(post(url(receiver)), timeout=5)
+    transport.send(post(url(receiver), headers=[("accept", "application/json")]), timeout=5)
+    (first, _), (second, _) = receiver.log
+    assert first.headers["Accept"] == "*/*"
+    assert second.headers.getlist("Accept") == ["application/json"]
+
+
+def test_urls_are_quoted_and_bodiless_posts_are_framed(transport, receiver):
+    receiver.expect_request("/a b/é").respond_with_data("")
+    request = OutgoingRequest("POST", url(receiver, "/a b/é?q=x y"), (), b"")
+    assert transport.send(request, timeout=5).status_code == 200
+    ((sent, _),) = receiver.log
+    assert sent.environ["RAW_URI"] == "/a%20b/%C3%A9?q=x%20y"
+    assert sent.headers["Content-Length"] == "0"
+
+
 def test_environment_proxies_are_ignored(transport, receiver, receiver_127_0_0_2, monkeypatch):
     proxy = f"http://127.0.0.2:{receiver_127_0_0_2.port}"
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY"):
