@@ -149,7 +149,7 @@ class SendQueue:
             state = self._hosts.get(item.endpoint_host)
             if state is not None and state.in_flight.pop(item.id, None) is not None:
                 self._in_flight -= 1
-                was_slow = state.slow
+                was_slow, was_quick = state.slow, self._quick(state)
                 if sent:
                     slow = record is None or (
                         record.error_code in ("timeout", "connection_error")
@@ -161,10 +161,10 @@ class SendQueue:
                     del self._hosts[item.endpoint_host]  # nothing worth remembering
                 elif len(self._hosts) > MAX_TRACKED_HOSTS:
                     self._forget_idle_hosts()
-                if was_slow and not state.slow:
-                    self._cond.notify_all()
-                else:
-                    self._cond.notify()
+                if (was_slow and not state.slow) or (self._quick(state) and not was_quick):
+                    self._cond.notify_all()  # its cap grew: several sends may start
+                elif state.queued:
+                    self._cond.notify()  # the freed slot lets one more of this host start
             self._finished.append(_Finished(item, record, sent))
             count = len(self._finished)
             starving = self._queued == 0
