@@ -124,6 +124,7 @@ class GuardedConnectionMixin:
     port: int
     sock: socket.socket | None
     socket_options: list[tuple[int, int, int | bytes]] | None
+    remote_address: str | None = None  # the checked address this connection was opened to
 
     def _new_conn(self) -> socket.socket:
         attempt = _current_attempt()
@@ -151,7 +152,7 @@ class GuardedConnectionMixin:
             except BaseException:
                 sock.close()
                 raise
-            attempt.remote_address = str(target)
+            attempt.remote_address = self.remote_address = str(target)
             return sock
         raise SendRefused(CONNECTION_ERROR, "could not connect to " + "; ".join(failures))
 
@@ -167,8 +168,7 @@ class GuardedConnectionMixin:
         if self.sock is not None:  # a kept-alive connection: watch it for this attempt
             attempt = _current_attempt()
             attempt.watch_socket(self.sock)
-            with contextlib.suppress(OSError):
-                attempt.remote_address = self.sock.getpeername()[0]
+            attempt.remote_address = self.remote_address
         super().request(*args, **kwargs)  # type: ignore[misc]
 
 

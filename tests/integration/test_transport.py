@@ -357,6 +357,7 @@ def test_keep_alive_reuses_one_connection(transport, scripted):
     for _ in range(3):
         outcome = transport.send(post(server.url), timeout=5)
         assert outcome.delivered and outcome.response_body == b"ok"
+        assert outcome.remote_address == "127.0.0.1"  # on the reused connection too
     assert len(answered) == 3 and server.accepted == 1
 
 
