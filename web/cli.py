@@ -7,10 +7,13 @@ configuration is wrong; tracebacks are for bugs only.
 from __future__ import annotations
 
 import functools
+import multiprocessing
+import os
 import secrets
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -225,12 +228,77 @@ def _serve_web(app: Flask, host: str, port: int, threads: int, workers: int) -> 
 
 
 @cli.command()
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes to fork, each with SENDER_THREADS senders (one Python process "
+    "uses about one core).",
+)
 @friendly_errors
-def worker() -> None:
+def worker(processes: int) -> None:
     """The scheduler/executor only. Run any number of them against one PostgreSQL."""
     with opened_app() as app:
         click.echo("Hookcast worker started; Ctrl-C or SIGTERM stops it.", err=True)
-        _run_engine_until_signal(app, None)
+        if processes == 1:
+            _run_engine_until_signal(app, None)
+        else:
+            _supervise_workers(app, processes)
+
+
+#: A forked worker that dies is replaced, but not sooner than this after it started.
+RESTART_DELAY_SECONDS = 5.0
+
+
+def _supervise_workers(app: Flask, processes: int) -> None:
+    """Keep ``processes`` forked workers running until SIGTERM/SIGINT, then stop them all.
+
+    Each child is a whole worker, like a separate ``hookcast worker``: they share the
+    outbox through the database (leases), so together they use several cores. A child
+    that dies is replaced; on the way out each gets SIGTERM (finish or release its sends)
+    and, if still running after the stop grace, SIGKILL.
+    """
+    from engine.runtime import STOP_GRACE_SECONDS
+
+    context = multiprocessing.get_context("fork")
+    get_database(app).engine.dispose(close=False)  # children open their own connections
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def start() -> tuple[Any, float]:
+        child = context.Process(target=_worker_child, args=(app,), name="hookcast-worker")
+        child.start()
+        return child, time.monotonic()
+
+    children = [start() for _ in range(processes)]
+    try:
+        while not stop.wait(0.5):
+            for slot, (child, started) in enumerate(children):
+                if child.is_alive() or time.monotonic() - started < RESTART_DELAY_SECONDS:
+                    continue
+                click.echo(
+                    f"worker process {child.pid} exited ({child.exitcode}); starting another",
+                    err=True,
+                )
+                children[slot] = start()
+    finally:
+        for child, _ in children:
+            if child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS + 5
+        for child, _ in children:
+            child.join(max(deadline - time.monotonic(), 0.1))
+            if child.is_alive():
+                child.kill()
+                child.join()
+
+
+def _worker_child(app: Flask) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # until the runtime sets its own handler
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _run_engine_until_signal(app, None)
 
 
 @cli.group()

@@ -39,7 +39,7 @@ def slow_receiver() -> Iterator[Receiver]:
     server.close()
 
 
-def start_worker(database_url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+def start_worker(database_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("HOOKCAST_")},
         "HOOKCAST_DATABASE_URL": database_url,
@@ -51,7 +51,7 @@ def start_worker(database_url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
         "HOOKCAST_SENDER_THREADS": "4",
     }
     return subprocess.Popen(
-        [HOOKCAST, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [HOOKCAST, "worker", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
 
 
@@ -143,5 +143,33 @@ def test_two_workers_share_one_outbox_without_double_sends(
         logs = [stop(w) for w in workers]
     for log in logs:
         assert "Traceback" not in log, log
+    counts = Counter(slow_receiver.ids())
+    assert set(counts) == set(ids) and max(counts.values()) == 1
+
+
+def children_of(pid: int) -> set[int]:
+    return {int(n) for n in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+@pytest.mark.slow
+def test_worker_processes_replace_a_dead_one_share_the_outbox_and_stop_together(
+    db, workspace, slow_receiver, database_url, tmp_path
+):
+    parent = start_worker(database_url, tmp_path, "--processes", "2")
+    try:
+        wait_until(lambda: len(children_of(parent.pid)) == 2)
+        victim = min(children_of(parent.pid))
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(children_of(parent.pid) - {victim}) == 2, timeout=20)
+        time.sleep(1.0)  # the replacement is listening too
+        _, ids = factories.make_notifications(db, workspace.id, slow_receiver.url(), 200)
+        wait_until(lambda: delivered_count(db, ids) == 200)
+        children = children_of(parent.pid)
+    finally:
+        log = stop(parent)
+    assert parent.returncode == 0, log
+    assert "Traceback" not in log, log
+    assert f"worker process {victim} exited" in log
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
     counts = Counter(slow_receiver.ids())
     assert set(counts) == set(ids) and max(counts.values()) == 1
