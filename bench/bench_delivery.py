@@ -1,9 +1,11 @@
 """Delivery benchmark: throughput against a bare requests loop, wake-up latency, isolation.
 
-Run: ``.venv/bin/python bench/bench_delivery.py [--postgres URL] [--count 5000]``.
-Receivers run as a separate process (a ThreadingHTTPServer on 127.0.0.1 answering 200 at
-once, and one on 127.0.0.2 that stalls every request for 10 s). Everything is measured in
-this run; ratios compare against the bare loop measured against the same receiver.
+Run: ``.venv/bin/python bench/bench_delivery.py [--postgres URL] [--count 5000]
+[--processes 2]``. Receivers run as a separate process (a ThreadingHTTPServer on 127.0.0.1
+answering 200 at once, and one on 127.0.0.2 that stalls every request for 10 s).
+Everything is measured in this run; ratios compare against the bare loop measured against
+the same receiver. Throughput is measured for one worker process and for ``--processes``
+forked ones (``hookcast worker --processes N``).
 """
 
 from __future__ import annotations
@@ -152,12 +154,16 @@ def ingest(database: Database, workspace_id: str, count: int) -> list[str]:
     return ids
 
 
-def delivered(database: Database, ids_count: int) -> bool:
+def delivered(database: Database, campaign_id: str, count: int) -> bool:
+    """Whether ``count`` of the campaign's notifications are settled."""
     with database.session() as session:
         done = session.scalar(
-            select(func.count()).where(Notification.status.in_(("delivered", "failed")))
+            select(func.count()).where(
+                Notification.campaign_id == campaign_id,
+                Notification.status.in_(("delivered", "failed")),
+            )
         )
-    return done >= ids_count
+    return done >= count
 
 
 def new_worker(database: Database) -> tuple[Worker, Transport]:
@@ -187,20 +193,51 @@ def bare_loop(port: int, database: Database, ids: list[str]) -> float:
     return len(bodies) / elapsed
 
 
-def throughput(database: Database, port: int, count: int) -> tuple[float, list[str]]:
-    workspace_id, _, _ = setup_campaign(database, f"http://127.0.0.1:{port}/hook")
+def throughput(
+    database: Database, port: int, count: int, processes: int = 1
+) -> tuple[float, list[str]]:
+    """Deliveries per second of one worker process, or of ``processes`` forked ones (what
+    ``hookcast worker --processes N`` runs); their start-up is part of the time."""
+    workspace_id, campaign_id, _ = setup_campaign(database, f"http://127.0.0.1:{port}/hook")
     ids = ingest(database, workspace_id, count)
-    worker, transport = new_worker(database)
     started = time.perf_counter()
-    worker.start()
-    while not delivered(database, count):
-        time.sleep(0.02)
-    elapsed = time.perf_counter() - started
-    worker.stop(5)
-    transport.close()
+    if processes == 1:
+        worker, transport = new_worker(database)
+        worker.start()
+        while not delivered(database, campaign_id, count):
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        worker.stop(5)
+        transport.close()
+    else:
+        context = multiprocessing.get_context("fork")
+        database.dispose()  # the children open their own connections
+        stop = context.Event()
+        url = database.url.render_as_string(hide_password=False)
+        children = [
+            context.Process(target=_worker_process, args=(url, stop)) for _ in range(processes)
+        ]
+        for child in children:
+            child.start()
+        while not delivered(database, campaign_id, count):
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        for child in children:
+            child.join()
     got = arrivals(port)
     assert len(set(got) & set(ids)) == count, "not every notification arrived"
     return count / elapsed, ids
+
+
+def _worker_process(url: str, stop: object) -> None:
+    database = Database(url)
+    worker, transport = new_worker(database)
+    worker.start()
+    stop.wait()  # type: ignore[attr-defined]
+    worker.stop(5)
+    transport.close()
+    database.dispose()
 
 
 def paced_latency(
@@ -258,6 +295,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args()
     crypto.configure_encryption(crypto.generate_key())
 
@@ -276,25 +314,33 @@ def main() -> None:
             bare = bare_loop(port, database, ids)
             unloaded = paced_latency(database, port, args.rate, args.seconds, None)
             stalled = paced_latency(database, port, args.rate, args.seconds, stall_url)
+            scaled, _ = throughput(database, port, args.count, processes=args.processes)
         finally:
             drop_database(database, cleanup)
-        rows.append((kind, rate, bare, unloaded, stalled))
+        rows.append((kind, rate, bare, unloaded, stalled, scaled))
         print(f"[{kind}] done", file=sys.stderr)
 
     print(f"\nDelivery benchmark ({os.cpu_count()} cores, SENDER_THREADS={THREADS})")
+    scaled_label = f"{args.processes} procs/s"
     header = (
         f"{'db':9} {'deliveries/s':>12} {'bare loop/s':>11} {'ratio':>6} "
+        f"{scaled_label:>12} {'ratio':>6} "
         f"{'p50 ms':>7} {'p99 ms':>7} {'stall p50':>9} {'stall p99':>9} {'p99 ratio':>9}"
     )
     print(header)
     print("-" * len(header))
-    for kind, rate, bare, unloaded, stalled in rows:
+    for kind, rate, bare, unloaded, stalled, scaled in rows:
         print(
             f"{kind:9} {rate:12.0f} {bare:11.0f} {rate / bare:6.2f} "
+            f"{scaled:12.0f} {scaled / bare:6.2f} "
             f"{statistics.median(unloaded):7.1f} {pct(unloaded, 0.99):7.1f} "
             f"{statistics.median(stalled):9.1f} {pct(stalled, 0.99):9.1f} "
             f"{pct(stalled, 0.99) / pct(unloaded, 0.99):9.2f}"
         )
+    print(
+        f"\ndeliveries/s: one worker process; '{scaled_label}': {args.processes} forked worker "
+        f"processes sharing the outbox (hookcast worker --processes {args.processes})."
+    )
     print(
         "\nlatency: commit of a new notification -> arrival at the receiver, "
         f"{args.rate:.0f}/s for {args.seconds:.0f} s; 'stall': the same while another "
