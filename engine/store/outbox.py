@@ -28,7 +28,6 @@ from sqlalchemy import (
     cast,
     event,
     func,
-    insert,
     select,
     text,
     type_coerce,
@@ -38,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from engine import crypto
 from engine.ids import new_id
+from engine.store.bulk import insert_rows, is_in
 from engine.store.models import Alert, Attempt, Campaign, Notification
 
 #: PostgreSQL channel on which new work is announced to every worker process.
@@ -213,7 +213,9 @@ class CampaignCache:
         rows = versions
         if rows is None:
             rows = session.execute(
-                select(_C.c.id, _C.c.updated_at, _C.c.webhook_disabled).where(_C.c.id.in_(ids))
+                select(_C.c.id, _C.c.updated_at, _C.c.webhook_disabled).where(
+                    is_in(session, _C.c.id, ids)
+                )
             ).all()
         with self._lock:
             for cid, updated_at, disabled in rows:
@@ -360,12 +362,12 @@ def claim_due_notifications(
     for lease_until, ids in by_lease_end.items():
         session.execute(
             update(_N)
-            .where(_N.c.id.in_(ids))
+            .where(is_in(session, _N.c.id, ids))
             .values(status="sending", leased_by=lease, next_attempt_at=lease_until, updated_at=now)
         )
     for reason, ids in held.items():
         if ids:
-            _hold(session, Notification.id.in_(ids), reason, now)
+            _hold(session, is_in(session, Notification.id, ids), reason, now)
     return claimed
 
 
@@ -386,7 +388,7 @@ def release_leases(session: Session, leases: Mapping[str, str], now: datetime) -
         result = session.execute(
             update(Notification)
             .where(
-                Notification.id.in_(ids),
+                is_in(session, Notification.id, ids),
                 Notification.leased_by == lease,
                 Notification.status == "sending",
             )
@@ -473,7 +475,9 @@ def record_attempts(
     if not records:
         return summary
     ids = sorted({r.claimed.id for r in records})
-    query = select(_N.c.id, _N.c.leased_by).where(_N.c.id.in_(ids), _N.c.status == "sending")
+    query = select(_N.c.id, _N.c.leased_by).where(
+        is_in(session, _N.c.id, ids), _N.c.status == "sending"
+    )
     if session.get_bind().dialect.name == "postgresql":
         query = query.order_by(_N.c.id).with_for_update()
     leases = dict(session.execute(query).all())
@@ -532,11 +536,11 @@ def record_attempts(
                 "b_message": record.error_message,
             }
         )
-    session.execute(insert(_A), attempts)
+    insert_rows(session.connection(), _A, attempts)
     for status_code, delivered_ids in delivered.items():
         session.execute(
             update(_N)
-            .where(_N.c.id.in_(delivered_ids))
+            .where(is_in(session, _N.c.id, delivered_ids))
             .values(
                 status="delivered",
                 reason=None,

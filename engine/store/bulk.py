@@ -1,0 +1,124 @@
+"""Many rows per statement: bulk inserts through the driver and ``IN`` sets of any size.
+
+Ingestion, schedule runs and the worker's claims and settlements handle hundreds of rows
+at a time; one statement per row, or a new SQL text for every list length (which the
+driver must parse again), would cost more than the work itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Set
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    String,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    insert,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+#: Parameters per ``IN (...)`` on SQLite: well under its limit.
+IN_CHUNK = 500
+
+
+def is_in(
+    session: Session, column: ColumnElement[Any], values: Collection[str]
+) -> ColumnElement[bool]:
+    """``column IN values`` as one condition.
+
+    PostgreSQL gets ``= ANY(:array)``: one parameter and one SQL text whatever the count,
+    so the driver parses and prepares it once. Elsewhere an ``IN`` list (keep it to
+    ``IN_CHUNK`` values on SQLite, or use :func:`is_in_chunks`).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(String)))
+    return column.in_(list(values))
+
+
+def is_in_chunks(
+    session: Session, column: ColumnElement[Any], values: Iterable[str]
+) -> Iterable[ColumnElement[bool]]:
+    """Conditions that together say ``column IN values`` for any number of values, one
+    query each: a single one on PostgreSQL, chunks of ``IN_CHUNK`` on SQLite."""
+    distinct = sorted(set(values))
+    if not distinct:
+        return
+    step = len(distinct) if session.get_bind().dialect.name == "postgresql" else IN_CHUNK
+    for start in range(0, len(distinct), step):
+        yield is_in(session, column, distinct[start : start + step])
+
+
+def insert_rows(
+    connection: Connection, table: Table, rows: list[dict[str, Any]], raw: Set[str] = frozenset()
+) -> None:
+    """Insert uniform row dicts straight through the driver: ``COPY`` on PostgreSQL,
+    ``executemany`` on SQLite.
+
+    Values go through the same SQLAlchemy bind processors a Core insert would use (JSON,
+    UTC datetimes, booleans), so stored values are identical; a value shared by the rows
+    of a batch (its timestamp, campaign id) is processed once. Columns in ``raw`` are
+    stored as given. Rows with differing keys, or leaving out a column that has a Python
+    default, take the ordinary Core insert.
+    """
+    names = list(rows[0])
+    keys = set(names)
+    uniform = all(len(row) == len(names) and row.keys() == keys for row in rows)
+    defaulted = any(
+        column.default is not None and column.name not in keys for column in table.columns
+    )
+    if not uniform or defaulted:
+        statement = insert(table).values({n: bindparam(f"raw_{n}", type_=Text) for n in raw})
+        connection.execute(statement, [_rename_raw(row, raw) for row in rows])
+        return
+    dialect = connection.dialect
+    processors = [
+        None if name in raw else table.columns[name].type._cached_bind_processor(dialect)
+        for name in names
+    ]
+    columns = list(zip(names, processors, strict=True))
+    last: dict[str, tuple[Any, Any]] = {}
+    values = []
+    for row in rows:
+        record = []
+        for name, processor in columns:
+            value = row[name]
+            if processor is not None and value is not None:
+                seen = last.get(name)
+                if seen is not None and seen[0] is value:
+                    value = seen[1]
+                else:
+                    processed = processor(value)
+                    last[name] = (value, processed)
+                    value = processed
+            record.append(value)
+        values.append(tuple(record))
+    quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    if dialect.name == "postgresql":
+        statement = f"COPY {table.name} ({quoted}) FROM STDIN"
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            with cursor, cursor.copy(statement) as copy:
+                for record in values:
+                    copy.write_row(record)
+        except dialect.loaded_dbapi.Error as exc:  # e.g. a unique key raced by another request
+            raise DBAPIError.instance(
+                statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from exc
+        return
+    marks = ", ".join("?" for _ in names)
+    sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})"  # noqa: S608 - model names
+    connection.exec_driver_sql(sql, values)
+
+
+def _rename_raw(row: Mapping[str, Any], raw: Set[str]) -> dict[str, Any]:
+    """The Core fallback binds raw (already encoded) columns as plain text parameters."""
+    renamed = {name: value for name, value in row.items() if name not in raw}
+    renamed.update({f"raw_{name}": row.get(name) for name in raw})
+    return renamed
