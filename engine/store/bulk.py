@@ -39,7 +39,7 @@ def is_in(
     """
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(String)))
-    return column.in_(list(values))
+    return column.in_(bindparam(None, list(values), expanding=True))
 
 
 def is_in_chunks(
