@@ -8,9 +8,10 @@ so a fire time runs exactly once however many schedulers race. A fire time later
 ``misfire_grace_seconds`` is recorded as ``missed`` instead of run (SPEC §6).
 
 The audience is selected in SQL (``engine.rules_sql``) in keyset batches over
-``contacts.id``; each batch is rendered, capped and bulk-inserted in its own transaction,
-so memory stays bounded by the batch size and other writers are never locked out for
-long. A run ends ``done`` (or ``failed`` with the error); its counts are kept up to date.
+``contacts.id``; each batch is rendered and capped outside any write transaction, then
+bulk-inserted in its own transaction by a writer thread while the next batch is rendered,
+so memory stays bounded by two batches and other writers are never locked out for long.
+A run ends ``done`` (or ``failed`` with the error); its counts are kept up to date.
 A campaign paused or archived while its run is under way stops after the current batch.
 Known limit: a process killed in the middle of a run leaves it ``running`` with the
 batches done so far; it is not resumed automatically.
@@ -22,6 +23,7 @@ import logging
 import os
 import socket
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -125,28 +127,52 @@ def _materialize_run(
     settings: RenderSettings,
     batch_size: int,
 ) -> None:
-    after_id: str | None = None
-    while True:
-        with database.transaction() as session:
-            campaign = session.get(Campaign, campaign_id)
-            if campaign is None or campaign.status != "active":
-                return  # paused, archived or deleted mid-run: the rest is not sent
-            page = schedule_runs.audience_page(
-                session, campaign, now=fire_time, after_id=after_id, limit=batch_size
-            )
-            if not page:
-                return
+    """Page through the audience: each page is read and rendered here (outside any write
+    transaction) while a writer thread inserts the page before it, so the database's
+    work overlaps ours; at most one rendered page waits. A page is written only while the
+    campaign is still active. On an error the write in flight ends before this returns."""
+    with ThreadPoolExecutor(1, thread_name_prefix="hookcast-schedule-writer") as writer:
+        pending: Future[bool] | None = None
+        after_id: str | None = None
+        while True:
+            with database.session() as session:
+                campaign = session.get(Campaign, campaign_id)
+                if campaign is None or campaign.status != "active":
+                    break  # paused, archived or deleted mid-run: the rest is not sent
+                page = schedule_runs.audience_page(
+                    session, campaign, now=fire_time, after_id=after_id, limit=batch_size
+                )
+                if not page:
+                    break
+                batch = _render_page(session, campaign, run_id, page, settings)
+            if pending is not None and not pending.result():
+                pending = None
+                break
+            pending = writer.submit(_write_page, database, campaign_id, run_id, batch)
+            if len(page) < batch_size:
+                break
             after_id = page[-1][0]
-            batch = _render_page(session, campaign, run_id, page, settings)
-            event_store.insert_notifications(session, batch.notifications, batch.attempts)
-            schedule_runs.add_run_counts(
-                session, run_id, notifications=len(batch.notifications),
-                skipped=batch.skipped, failed=batch.failed,
-            )
-            if batch.pending:
-                announce_new_notifications(session)
-        if len(page) < batch_size:
-            return
+        if pending is not None:
+            pending.result()  # its error fails the run
+
+
+def _write_page(
+    database: Database, campaign_id: str, run_id: str, batch: MaterializedBatch
+) -> bool:
+    """Insert one rendered page and count it; False (nothing written) once the campaign
+    is no longer active."""
+    with database.transaction() as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None or campaign.status != "active":
+            return False
+        event_store.insert_notifications(session, batch.notifications, batch.attempts)
+        schedule_runs.add_run_counts(
+            session, run_id, notifications=len(batch.notifications),
+            skipped=batch.skipped, failed=batch.failed,
+        )
+        if batch.pending:
+            announce_new_notifications(session)
+    return True
 
 
 def _render_page(

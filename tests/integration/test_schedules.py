@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import select
 
-from engine import rules
+from engine import rules, schedules
 from engine.render import build_variables
 from engine.schedules import run_due_schedules
 from engine.store.models import Campaign, Contact, Notification, ScheduleRun
@@ -139,6 +140,73 @@ def test_paused_campaigns_and_caps(app: Flask, api: ApiClient, db: Any, workspac
     first, second = _runs(db, capped)
     assert (first.notification_count, first.skipped_count) == (len(CONTACTS), 0)
     assert (second.notification_count, second.skipped_count) == (len(CONTACTS), len(CONTACTS))
+
+
+def _add_many_contacts(db: Any, workspace_id: str, count: int) -> None:
+    with db.transaction() as session:
+        session.add_all(
+            Contact(workspace_id=workspace_id, external_id=f"m{n:03d}", attributes={"n": n})
+            for n in range(count)
+        )
+
+
+def test_a_run_of_many_pages_notifies_every_contact_once(
+    app: Flask, api: ApiClient, db: Any, workspace: Any
+) -> None:
+    _add_many_contacts(db, workspace.id, 47)  # 4 full pages of 10 and a short one
+    campaign_id = _schedule_campaign(api, db)
+    run_due_schedules(db, engine_settings(app), datetime(2026, 1, 1, 9, 0, 5, tzinfo=UTC),
+                      batch_size=10)
+    assert _notified(db, campaign_id) == [f"m{n:03d}" for n in range(47)]
+    (run,) = _runs(db, campaign_id)
+    assert (run.status, run.notification_count) == ("done", 47)
+
+
+def test_pausing_mid_run_stops_after_the_pages_already_written(
+    app: Flask, api: ApiClient, db: Any, workspace: Any, monkeypatch: Any
+) -> None:
+    """The campaign is paused (a real API call) as soon as the first page is written:
+    the page rendered meanwhile is not written, and the run ends with what it sent."""
+    from engine.store import schedule_runs
+
+    _add_many_contacts(db, workspace.id, 50)
+    campaign_id = _schedule_campaign(api, db)
+    counted = schedule_runs.add_run_counts
+
+    def count_then_pause(session: Any, run_id: str, **counts: int) -> None:
+        counted(session, run_id, **counts)
+        if not getattr(count_then_pause, "done", False):
+            count_then_pause.done = True  # type: ignore[attr-defined]
+            threading.Thread(target=api.post, args=(f"/campaigns/{campaign_id}/pause",)).start()
+
+    monkeypatch.setattr(schedule_runs, "add_run_counts", count_then_pause)
+    paused = threading.Event()
+
+    real_write = schedules._write_page
+
+    def write_after_pause(*args: Any) -> bool:
+        if getattr(count_then_pause, "done", False):
+            _wait_paused(db, campaign_id)
+            paused.set()
+        return real_write(*args)
+
+    monkeypatch.setattr(schedules, "_write_page", write_after_pause)
+    run_due_schedules(db, engine_settings(app), datetime(2026, 1, 1, 9, 0, 5, tzinfo=UTC),
+                      batch_size=10)
+    assert paused.is_set()
+    assert _notified(db, campaign_id) == [f"m{n:03d}" for n in range(10)]
+    (run,) = _runs(db, campaign_id)
+    assert (run.status, run.notification_count) == ("done", 10)
+
+
+def _wait_paused(db: Any, campaign_id: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with db.session() as session:
+            if session.get(Campaign, campaign_id).status == "paused":
+                return
+        time.sleep(0.01)
+    raise AssertionError("the campaign was not paused")
 
 
 def test_racing_schedulers_never_double_run(
