@@ -13,8 +13,11 @@ bulk-inserted in its own transaction by a writer thread while the next batch is 
 so memory stays bounded by two batches and other writers are never locked out for long.
 A run ends ``done`` (or ``failed`` with the error); its counts are kept up to date.
 A campaign paused or archived while its run is under way stops after the current batch.
-Known limit: a process killed in the middle of a run leaves it ``running`` with the
-batches done so far; it is not resumed automatically.
+Each page written moves the run's heartbeat and resume point (the last contact id; pages
+go in contact id order) in the page's own transaction. A run whose process died or hangs
+(no page for ``STALLED_RUN_AFTER``) is taken over by exactly one other process, which
+continues after the resume point: nobody is skipped and nobody notified twice; the
+process that stalled, if it wakes, finds the run no longer its own and writes nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from engine.triggers import fire_times, misfire_grace_seconds
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 1000
+#: A running run whose claimer wrote no page for this long is taken over by another.
+STALLED_RUN_AFTER = timedelta(minutes=5)
 
 
 def worker_name() -> str:
@@ -76,7 +81,7 @@ def run_due_schedules(
                 logger.exception("campaign %s has an unusable schedule", campaign.id)
                 continue
             due.extend((campaign.id, moment) for moment in times)
-    handled = 0
+    handled = _resume_stalled_runs(database, render_settings, now, batch_size)
     for campaign_id, fire_time in due:
         if run_fire_time(database, campaign_id, fire_time, render_settings, now,
                          batch_size=batch_size):
@@ -94,6 +99,7 @@ def run_fire_time(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> bool:
     """Claim one fire time and run it (or record it missed); False if it was not ours."""
+    owner = worker_name()
     with database.transaction() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None or campaign.status != "active":
@@ -101,31 +107,69 @@ def run_fire_time(
         late = (now - fire_time).total_seconds() > misfire_grace_seconds(campaign.trigger)
         run_id = schedule_runs.claim_fire_time(
             session, campaign, fire_time, status="missed" if late else "running",
-            claimed_by=worker_name(), now=now,
+            claimed_by=owner, now=now,
         )
         if run_id is None or late:
             return run_id is not None
+    _run_to_the_end(database, campaign_id, run_id, owner, fire_time, settings, batch_size)
+    return True
+
+
+def _resume_stalled_runs(
+    database: Database, settings: RenderSettings, now: datetime, batch_size: int
+) -> int:
+    """Continue runs whose process stopped writing pages (it died or hangs): each is taken
+    over by one process and resumes after the last contact written."""
+    owner = worker_name()
+    with database.transaction() as session:
+        runs = schedule_runs.take_over_stalled_runs(
+            session, stalled_before=now - STALLED_RUN_AFTER, owner=owner, now=now
+        )
+        resumed = [(r.id, r.campaign_id, r.fire_time, r.last_contact_id) for r in runs]
+    for run_id, campaign_id, fire_time, last_contact_id in resumed:
+        logger.warning("schedule run %s stalled; continuing it after contact %s",
+                       run_id, last_contact_id)
+        _run_to_the_end(database, campaign_id, run_id, owner, fire_time, settings, batch_size,
+                        after_id=last_contact_id)
+    return len(resumed)
+
+
+def _run_to_the_end(
+    database: Database,
+    campaign_id: str,
+    run_id: str,
+    owner: str,
+    fire_time: datetime,
+    settings: RenderSettings,
+    batch_size: int,
+    *,
+    after_id: str | None = None,
+) -> None:
+    """Materialise the rest of a run this process owns, then mark it done (or failed)."""
     try:
-        _materialize_run(database, campaign_id, run_id, fire_time, settings, batch_size)
+        _materialize_run(database, campaign_id, run_id, owner, fire_time, settings,
+                         batch_size, after_id)
     except Exception as exc:
         logger.exception("schedule run %s of campaign %s failed", run_id, campaign_id)
         with database.transaction() as session:
             schedule_runs.finish_run(
-                session, run_id, status="failed", now=utcnow(), error=str(exc)[:2000]
+                session, run_id, owner=owner, status="failed", now=utcnow(),
+                error=str(exc)[:2000],
             )
-        return True
+        return
     with database.transaction() as session:
-        schedule_runs.finish_run(session, run_id, status="done", now=utcnow())
-    return True
+        schedule_runs.finish_run(session, run_id, owner=owner, status="done", now=utcnow())
 
 
 def _materialize_run(
     database: Database,
     campaign_id: str,
     run_id: str,
+    owner: str,
     fire_time: datetime,
     settings: RenderSettings,
     batch_size: int,
+    after_id: str | None,
 ) -> None:
     """Page through the audience: each page is read and rendered here (outside any write
     transaction) while a writer thread inserts the page before it, so the database's
@@ -133,7 +177,6 @@ def _materialize_run(
     campaign is still active. On an error the write in flight ends before this returns."""
     with ThreadPoolExecutor(1, thread_name_prefix="hookcast-schedule-writer") as writer:
         pending: Future[bool] | None = None
-        after_id: str | None = None
         while True:
             with database.session() as session:
                 campaign = session.get(Campaign, campaign_id)
@@ -148,28 +191,37 @@ def _materialize_run(
             if pending is not None and not pending.result():
                 pending = None
                 break
-            pending = writer.submit(_write_page, database, campaign_id, run_id, batch)
+            after_id = page[-1][0]
+            pending = writer.submit(
+                _write_page, database, campaign_id, run_id, owner, batch, after_id
+            )
             if len(page) < batch_size:
                 break
-            after_id = page[-1][0]
         if pending is not None:
             pending.result()  # its error fails the run
 
 
 def _write_page(
-    database: Database, campaign_id: str, run_id: str, batch: MaterializedBatch
+    database: Database,
+    campaign_id: str,
+    run_id: str,
+    owner: str,
+    batch: MaterializedBatch,
+    last_contact_id: str,
 ) -> bool:
     """Insert one rendered page and count it; False (nothing written) once the campaign
-    is no longer active."""
+    is no longer active or another process has taken the run over."""
     with database.transaction() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None or campaign.status != "active":
             return False
+        if not schedule_runs.record_page(
+            session, run_id, owner=owner, last_contact_id=last_contact_id, now=utcnow(),
+            notifications=len(batch.notifications), skipped=batch.skipped,
+            failed=batch.failed,
+        ):
+            return False
         event_store.insert_notifications(session, batch.notifications, batch.attempts)
-        schedule_runs.add_run_counts(
-            session, run_id, notifications=len(batch.notifications),
-            skipped=batch.skipped, failed=batch.failed,
-        )
         if batch.pending:
             announce_new_notifications(session)
     return True

@@ -283,6 +283,10 @@ class ScheduleRun(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    #: While running: when the claimer last wrote a page (a stalled run is taken over),
+    #: and the last contact id written (the resume point, pages go in contact id order).
+    heartbeat_at: Mapped[datetime | None]
+    last_contact_id: Mapped[str | None] = mapped_column(String(40))
     notification_count: Mapped[int] = mapped_column(Integer, default=0)
     #: Of those, how many were skipped (frequency cap) and how many failed to render.
     skipped_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -31,7 +31,8 @@ def claim_fire_time(
         .values(
             id=new_id("run"), workspace_id=campaign.workspace_id, campaign_id=campaign.id,
             fire_time=fire_time, status=status, claimed_by=claimed_by, started_at=now,
-            finished_at=now if status != "running" else None, notification_count=0,
+            heartbeat_at=now, finished_at=now if status != "running" else None,
+            notification_count=0,
             skipped_count=0, failed_count=0,
         )
         .on_conflict_do_nothing(index_elements=["campaign_id", "fire_time"])
@@ -67,25 +68,90 @@ def audience_page(
     return [(cid, ext, attrs or {}) for cid, ext, attrs in rows]
 
 
-def add_run_counts(
-    session: Session, run_id: str, *, notifications: int, skipped: int, failed: int
-) -> None:
-    session.execute(
+def record_page(
+    session: Session,
+    run_id: str,
+    *,
+    owner: str,
+    last_contact_id: str,
+    now: datetime,
+    notifications: int,
+    skipped: int,
+    failed: int,
+) -> bool:
+    """Count one written page of a run and move its resume point and heartbeat on.
+
+    Only while ``owner`` still holds the running run: False when another process took it
+    over (the caller must then write nothing). On PostgreSQL the row lock taken here
+    orders this page against a concurrent takeover.
+    """
+    result = session.execute(
         update(ScheduleRun)
-        .where(ScheduleRun.id == run_id)
+        .where(
+            ScheduleRun.id == run_id,
+            ScheduleRun.claimed_by == owner,
+            ScheduleRun.status == "running",
+        )
         .values(
             notification_count=ScheduleRun.notification_count + notifications,
             skipped_count=ScheduleRun.skipped_count + skipped,
             failed_count=ScheduleRun.failed_count + failed,
+            last_contact_id=last_contact_id,
+            heartbeat_at=now,
         )
+        .execution_options(synchronize_session=False)
     )
+    return result.rowcount == 1
 
 
 def finish_run(
-    session: Session, run_id: str, *, status: str, now: datetime, error: str | None = None
+    session: Session,
+    run_id: str,
+    *,
+    owner: str,
+    status: str,
+    now: datetime,
+    error: str | None = None,
 ) -> None:
+    """End a running run, if ``owner`` still holds it."""
     session.execute(
         update(ScheduleRun)
-        .where(ScheduleRun.id == run_id)
+        .where(
+            ScheduleRun.id == run_id,
+            ScheduleRun.claimed_by == owner,
+            ScheduleRun.status == "running",
+        )
         .values(status=status, finished_at=now, error=error)
+        .execution_options(synchronize_session=False)
     )
+
+
+def take_over_stalled_runs(
+    session: Session, *, stalled_before: datetime, owner: str, now: datetime
+) -> list[ScheduleRun]:
+    """Claim running runs whose process stopped writing (heartbeat older than
+    ``stalled_before``: it died or hangs). Each is taken by exactly one claimer, which
+    continues it after ``last_contact_id``. The caller commits."""
+    stalled = session.execute(
+        select(ScheduleRun.id, ScheduleRun.claimed_by, ScheduleRun.heartbeat_at).where(
+            ScheduleRun.status == "running", ScheduleRun.heartbeat_at < stalled_before
+        )
+    ).all()
+    taken = []
+    for run_id, previous_owner, heartbeat in stalled:
+        result = session.execute(
+            update(ScheduleRun)
+            .where(
+                ScheduleRun.id == run_id,
+                ScheduleRun.status == "running",
+                ScheduleRun.claimed_by == previous_owner,
+                ScheduleRun.heartbeat_at == heartbeat,
+            )
+            .values(claimed_by=owner, heartbeat_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            taken.append(run_id)
+    if not taken:
+        return []
+    return list(session.scalars(select(ScheduleRun).where(ScheduleRun.id.in_(taken))))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -13,6 +13,7 @@ from sqlalchemy import select
 from engine import rules, schedules
 from engine.render import build_variables
 from engine.schedules import run_due_schedules
+from engine.store import schedule_runs
 from engine.store.models import Campaign, Contact, Notification, ScheduleRun
 from tests.conftest import ApiClient
 from tests.integration.campaign_factories import webhook
@@ -167,19 +168,18 @@ def test_pausing_mid_run_stops_after_the_pages_already_written(
 ) -> None:
     """The campaign is paused (a real API call) as soon as the first page is written:
     the page rendered meanwhile is not written, and the run ends with what it sent."""
-    from engine.store import schedule_runs
-
     _add_many_contacts(db, workspace.id, 50)
     campaign_id = _schedule_campaign(api, db)
-    counted = schedule_runs.add_run_counts
+    recorded = schedule_runs.record_page
 
-    def count_then_pause(session: Any, run_id: str, **counts: int) -> None:
-        counted(session, run_id, **counts)
+    def count_then_pause(session: Any, run_id: str, **page: Any) -> bool:
+        mine = recorded(session, run_id, **page)
         if not getattr(count_then_pause, "done", False):
             count_then_pause.done = True  # type: ignore[attr-defined]
             threading.Thread(target=api.post, args=(f"/campaigns/{campaign_id}/pause",)).start()
+        return mine
 
-    monkeypatch.setattr(schedule_runs, "add_run_counts", count_then_pause)
+    monkeypatch.setattr(schedule_runs, "record_page", count_then_pause)
     paused = threading.Event()
 
     real_write = schedules._write_page
@@ -207,6 +207,60 @@ def _wait_paused(db: Any, campaign_id: str) -> None:
                 return
         time.sleep(0.01)
     raise AssertionError("the campaign was not paused")
+
+
+def _stall(db: Any, campaign_id: str, heartbeat: datetime) -> None:
+    """Make the campaign's run look like one whose process died after its last page."""
+    with db.transaction() as session:
+        run = session.scalars(select(ScheduleRun).where(
+            ScheduleRun.campaign_id == campaign_id)).one()
+        run.status, run.finished_at, run.claimed_by = "running", None, "gone:1:1"
+        run.heartbeat_at = heartbeat
+
+
+def test_a_stalled_run_is_taken_over_and_continued_after_its_last_page(
+    app: Flask, api: ApiClient, db: Any, workspace: Any
+) -> None:
+    _add_many_contacts(db, workspace.id, 20)
+    campaign_id = _schedule_campaign(api, db)
+    settings = engine_settings(app)
+    fire = datetime(2026, 1, 1, 9, 0, 5, tzinfo=UTC)
+    run_due_schedules(db, settings, fire, batch_size=10)  # two full pages written
+    with db.transaction() as session:  # more of the audience, past the resume point
+        session.add_all(Contact(workspace_id=workspace.id, external_id=f"z{n:02d}")
+                        for n in range(17))
+    _stall(db, campaign_id, heartbeat=fire)
+
+    # Its heartbeat is recent: another process may still be writing, leave it alone.
+    assert run_due_schedules(db, settings, fire + timedelta(minutes=2), batch_size=10) == 0
+    (run,) = _runs(db, campaign_id)
+    assert run.status == "running" and run.claimed_by == "gone:1:1"
+
+    assert run_due_schedules(db, settings, fire + timedelta(minutes=6), batch_size=10) == 1
+    notified = _notified(db, campaign_id)
+    assert len(notified) == len(set(notified)) == 37
+    (run,) = _runs(db, campaign_id)
+    assert (run.status, run.notification_count) == ("done", 37)
+    assert run.claimed_by != "gone:1:1"
+
+
+def test_a_process_that_lost_its_run_writes_nothing_more(
+    app: Flask, api: ApiClient, db: Any, workspace: Any
+) -> None:
+    _add_many_contacts(db, workspace.id, 5)
+    campaign_id = _schedule_campaign(api, db)
+    run_due_schedules(db, engine_settings(app), datetime(2026, 1, 1, 9, 0, 5, tzinfo=UTC))
+    _stall(db, campaign_id, heartbeat=datetime(2026, 1, 1, 9, 0, 5, tzinfo=UTC))
+    (run,) = _runs(db, campaign_id)
+    with db.transaction() as session:
+        mine = schedule_runs.record_page(
+            session, run.id, owner="someone-else", last_contact_id="con_z",
+            now=datetime(2026, 1, 1, 9, 1, tzinfo=UTC), notifications=1, skipped=0, failed=0,
+        )
+    assert mine is False
+    (after,) = _runs(db, campaign_id)
+    assert (after.notification_count, after.last_contact_id) == (
+        run.notification_count, run.last_contact_id)
 
 
 def test_racing_schedulers_never_double_run(

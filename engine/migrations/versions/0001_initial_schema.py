@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 05:39:23.992199
+Create Date: 2026-11-30 17:49:51.895895
 """
 
 from __future__ import annotations
@@ -187,6 +187,8 @@ def upgrade() -> None:
     sa.Column('claimed_by', sa.String(length=100), nullable=True),
     sa.Column('started_at', engine.store.types.UTCDateTime(), nullable=True),
     sa.Column('finished_at', engine.store.types.UTCDateTime(), nullable=True),
+    sa.Column('heartbeat_at', engine.store.types.UTCDateTime(), nullable=True),
+    sa.Column('last_contact_id', sa.String(length=40), nullable=True),
     sa.Column('notification_count', sa.Integer(), nullable=False),
     sa.Column('skipped_count', sa.Integer(), nullable=False),
     sa.Column('failed_count', sa.Integer(), nullable=False),
