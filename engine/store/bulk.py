@@ -7,20 +7,22 @@ driver must parse again), would cost more than the work itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Mapping, Set
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    String,
     Table,
     Text,
-    any_,
     bindparam,
+    cast,
+    func,
     insert,
+    select,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -33,12 +35,17 @@ def is_in(
 ) -> ColumnElement[bool]:
     """``column IN values`` as one condition.
 
-    PostgreSQL gets ``= ANY(:array)``: one parameter and one SQL text whatever the count,
-    so the driver parses and prepares it once. Elsewhere an ``IN`` list (keep it to
-    ``IN_CHUNK`` values on SQLite, or use :func:`is_in_chunks`).
+    PostgreSQL gets ``IN (SELECT jsonb_array_elements_text(:values))``: one parameter and
+    one SQL text whatever the count, so the driver parses and prepares it once. Elsewhere
+    an ``IN`` list (keep it to ``IN_CHUNK`` values on SQLite, or use :func:`is_in_chunks`).
     """
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(String)))
+        # One JSON text parameter: psycopg writes a Python list out as an array literal
+        # element by element, a JSON document is written by json.dumps in C.
+        listed = func.jsonb_array_elements_text(
+            cast(bindparam(None, json.dumps(list(values)), type_=Text), JSONB)
+        )
+        return column.in_(select(listed.table_valued("value").c.value))
     return column.in_(bindparam(None, list(values), expanding=True))
 
 

@@ -1,7 +1,8 @@
 """Events in, notifications out: the bulk SQL behind ingestion and schedule runs.
 
-Everything here works on many rows per statement (one ``SELECT ... = ANY(array)`` or
-chunked ``IN``, one ``COPY`` or ``executemany`` ``INSERT``, one ``UPDATE ... FROM unnest``),
+Everything here works on many rows per statement (one ``SELECT ... IN`` of a JSON array or
+chunked ``IN`` lists, one ``COPY`` or ``executemany`` ``INSERT``, one ``UPDATE`` joined to a
+JSON recordset),
 because a batch of 1,000 events or a 100,000-contact schedule run must not cost one round
 trip per row.
 """
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from engine import crypto
@@ -62,22 +63,22 @@ def update_contact_attributes(
     if not changes:
         return
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # One statement and one JSON parameter for the whole batch.
+        connection.execute(
+            text(
+                "UPDATE contacts SET attributes = changed.attributes, updated_at = :now"
+                " FROM jsonb_to_recordset(CAST(:changes AS jsonb))"
+                " AS changed (id text, attributes jsonb) WHERE contacts.id = changed.id"
+            ).bindparams(bindparam("now", type_=Contact.__table__.c.updated_at.type)),
+            {"changes": json.dumps([{"id": cid, "attributes": a} for cid, a in changes.items()]),
+             "now": now},
+        )
+        return
     dialect = connection.dialect
     attributes = Contact.__table__.c.attributes.type._cached_bind_processor(dialect)
     updated_at = Contact.__table__.c.updated_at.type._cached_bind_processor(dialect)
     assert attributes is not None and updated_at is not None
-    if dialect.name == "postgresql":
-        # One statement for the whole batch, not one UPDATE per contact.
-        connection.execute(
-            text(
-                "UPDATE contacts SET attributes = changed.attributes, updated_at = :now"
-                " FROM unnest(CAST(:ids AS text[]), CAST(:attributes AS jsonb[]))"
-                " AS changed (id, attributes) WHERE contacts.id = changed.id"
-            ),
-            {"ids": list(changes), "attributes": [attributes(a) for a in changes.values()],
-             "now": updated_at(now)},
-        )
-        return
     stamp = updated_at(now)
     connection.exec_driver_sql(
         "UPDATE contacts SET attributes = ?, updated_at = ? WHERE id = ?",
