@@ -17,10 +17,21 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+def reject_non_json_number(name: str) -> Any:
+    """``json.loads`` hook: NaN and ±Infinity are not JSON (RFC 8259) and no database
+    column stores them, so a body that uses them is refused as invalid JSON."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 class IsoJSONProvider(DefaultJSONProvider):
-    """Dates as ISO 8601 (UTC, ``Z``) rather than Flask's HTTP-date default."""
+    """Dates as ISO 8601 (UTC, ``Z``) rather than Flask's HTTP-date default; NaN and
+    Infinity refused in what is read."""
 
     sort_keys = False
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        kwargs.setdefault("parse_constant", reject_non_json_number)
+        return super().loads(s, **kwargs)
 
     @staticmethod
     def default(o: Any) -> Any:

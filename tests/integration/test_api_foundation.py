@@ -69,6 +69,23 @@ def test_envelope_for_malformed_json(api: ApiClient) -> None:
     assert_envelope(response, 415, "unsupported_media_type")
 
 
+def test_nan_and_infinity_are_not_json(api: ApiClient, db) -> None:
+    """Python's parser accepts them, PostgreSQL's JSON columns do not: refused up front,
+    nothing stored, on every database."""
+    bodies = [
+        '{"name": "x", "contact": {"external_id": "c1", "attributes": {"score": NaN}}}',
+        '{"name": "x", "contact": {"external_id": "c1"}, "properties": {"v": -Infinity}}',
+    ]
+    for body in bodies:
+        response = api.post("/events", data=body, headers={"Content-Type": "application/json"})
+        error = assert_envelope(response, 400, "bad_request")
+        assert "is not a JSON value" in error["message"]
+    response = api.put("/contacts/c1", data='{"attributes": {"x": Infinity}}',
+                       headers={"Content-Type": "application/json"})
+    assert_envelope(response, 400, "bad_request")
+    assert api.get("/contacts/c1").status_code == 404
+
+
 def test_envelope_for_unknown_and_invalid_fields(api: ApiClient) -> None:
     error = assert_envelope(
         api.put("/contacts/c1", json={"attributes": {}, "plan": "x"}), 422, "validation_error"
