@@ -27,6 +27,7 @@ import os
 import socket
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -111,7 +112,8 @@ def run_fire_time(
         )
         if run_id is None or late:
             return run_id is not None
-    _run_to_the_end(database, campaign_id, run_id, owner, fire_time, settings, batch_size)
+    _run_to_the_end(database, _OwnedRun(campaign_id, run_id, owner, fire_time), settings,
+                    batch_size)
     return True
 
 
@@ -129,44 +131,49 @@ def _resume_stalled_runs(
     for run_id, campaign_id, fire_time, last_contact_id in resumed:
         logger.warning("schedule run %s stalled; continuing it after contact %s",
                        run_id, last_contact_id)
-        _run_to_the_end(database, campaign_id, run_id, owner, fire_time, settings, batch_size,
-                        after_id=last_contact_id)
+        _run_to_the_end(database, _OwnedRun(campaign_id, run_id, owner, fire_time), settings,
+                        batch_size, after_id=last_contact_id)
     return len(resumed)
+
+
+@dataclass(frozen=True)
+class _OwnedRun:
+    """A run this process holds (``owner`` is its claim) and the fire time it serves."""
+
+    campaign_id: str
+    run_id: str
+    owner: str
+    fire_time: datetime
 
 
 def _run_to_the_end(
     database: Database,
-    campaign_id: str,
-    run_id: str,
-    owner: str,
-    fire_time: datetime,
+    run: _OwnedRun,
     settings: RenderSettings,
     batch_size: int,
     *,
     after_id: str | None = None,
 ) -> None:
-    """Materialise the rest of a run this process owns, then mark it done (or failed)."""
+    """Materialise the rest of the run, then mark it done (or failed)."""
     try:
-        _materialize_run(database, campaign_id, run_id, owner, fire_time, settings,
-                         batch_size, after_id)
+        _materialize_run(database, run, settings, batch_size, after_id)
     except Exception as exc:
-        logger.exception("schedule run %s of campaign %s failed", run_id, campaign_id)
+        logger.exception("schedule run %s of campaign %s failed", run.run_id, run.campaign_id)
         with database.transaction() as session:
             schedule_runs.finish_run(
-                session, run_id, owner=owner, status="failed", now=utcnow(),
+                session, run.run_id, owner=run.owner, status="failed", now=utcnow(),
                 error=str(exc)[:2000],
             )
         return
     with database.transaction() as session:
-        schedule_runs.finish_run(session, run_id, owner=owner, status="done", now=utcnow())
+        schedule_runs.finish_run(
+            session, run.run_id, owner=run.owner, status="done", now=utcnow()
+        )
 
 
 def _materialize_run(
     database: Database,
-    campaign_id: str,
-    run_id: str,
-    owner: str,
-    fire_time: datetime,
+    run: _OwnedRun,
     settings: RenderSettings,
     batch_size: int,
     after_id: str | None,
@@ -179,22 +186,20 @@ def _materialize_run(
         pending: Future[bool] | None = None
         while True:
             with database.session() as session:
-                campaign = session.get(Campaign, campaign_id)
+                campaign = session.get(Campaign, run.campaign_id)
                 if campaign is None or campaign.status != "active":
                     break  # paused, archived or deleted mid-run: the rest is not sent
                 page = schedule_runs.audience_page(
-                    session, campaign, now=fire_time, after_id=after_id, limit=batch_size
+                    session, campaign, now=run.fire_time, after_id=after_id, limit=batch_size
                 )
                 if not page:
                     break
-                batch = _render_page(session, campaign, run_id, page, settings)
+                batch = _render_page(session, campaign, run.run_id, page, settings)
             if pending is not None and not pending.result():
                 pending = None
                 break
             after_id = page[-1][0]
-            pending = writer.submit(
-                _write_page, database, campaign_id, run_id, owner, batch, after_id
-            )
+            pending = writer.submit(_write_page, database, run, batch, after_id)
             if len(page) < batch_size:
                 break
         if pending is not None:
@@ -202,21 +207,16 @@ def _materialize_run(
 
 
 def _write_page(
-    database: Database,
-    campaign_id: str,
-    run_id: str,
-    owner: str,
-    batch: MaterializedBatch,
-    last_contact_id: str,
+    database: Database, run: _OwnedRun, batch: MaterializedBatch, last_contact_id: str
 ) -> bool:
     """Insert one rendered page and count it; False (nothing written) once the campaign
     is no longer active or another process has taken the run over."""
     with database.transaction() as session:
-        campaign = session.get(Campaign, campaign_id)
+        campaign = session.get(Campaign, run.campaign_id)
         if campaign is None or campaign.status != "active":
             return False
         if not schedule_runs.record_page(
-            session, run_id, owner=owner, last_contact_id=last_contact_id, now=utcnow(),
+            session, run.run_id, owner=run.owner, last_contact_id=last_contact_id, now=utcnow(),
             notifications=len(batch.notifications), skipped=batch.skipped,
             failed=batch.failed,
         ):
