@@ -117,8 +117,14 @@ def test_build_test_template_activate_and_deliver(
         page.locator('[data-row="field"]').last,
         {"name": "origin", "kind": "value", "value": "hookcast"},
     )
-    # A variable without a fallback is flagged before saving.
-    expect(page.get_by_test_id("warnings")).to_contain_text("event.properties.score")
+    # A variable without a fallback is flagged before saving, once: beside its row, not
+    # again in the list under the rows.
+    content = page.get_by_test_id("panel-content")
+    expect(
+        page.locator('.field-warning[data-error-for="webhook.body.fields[1].source"]')
+    ).to_contain_text("event.properties.score has no fallback")
+    expect(content.get_by_text("event.properties.score has no fallback")).to_have_count(1)
+    expect(page.get_by_test_id("warnings")).not_to_contain_text("event.properties.score")
     page.screenshot(path=str(artifacts_dir / "editor-content.png"), full_page=True)
 
     page.get_by_test_id("save").click()

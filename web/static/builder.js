@@ -345,19 +345,22 @@
     if (firstPanel) selectTab(firstPanel.dataset.panel);
   }
 
+  // Each warning is shown once: beside its field when the Content tab has one, else listed
+  // under the body.
   function showWarnings(warnings) {
     for (const el of $$(".field-warning[data-error-for]")) el.remove();
     const list = $("[data-warnings]");
     if (!list) return;
     list.textContent = "";
     for (const warning of warnings || []) {
-      const item = document.createElement("li");
-      item.textContent = warning.location ? `${warning.location}: ${warning.message}` : warning.message;
-      list.appendChild(item);
       const target = warning.location && findTarget(warning.location);
       if (target && target.closest('[data-panel="content"]')) {
         placeMessage(target, warning.location, `⚠ ${warning.message}`, "field-warning");
+        continue;
       }
+      const item = document.createElement("li");
+      item.textContent = warning.location ? `${warning.location}: ${warning.message}` : warning.message;
+      list.appendChild(item);
     }
   }
 
