@@ -17,6 +17,7 @@ from engine import campaigns as campaign_service
 from engine.store import Database, accounts, contacts
 from tests.conftest import WorkspaceFixture, csrf_token, login, make_workspace
 from web.auth import hash_password
+from web.builder.campaigns import PAGE_SIZE
 
 
 def _create_campaign(db: Database, workspace_id: str, **data: Any) -> str:
@@ -69,6 +70,42 @@ def test_list_new_and_editor_pages_render(
             "</main>"
         )[0]
     )
+
+
+def _listed_campaign_ids(page: str) -> list[str]:
+    rows = page.split('data-testid="campaign-row"')[1:]
+    return [re.search(r'href="/campaigns/([^"/]+)"', row).group(1) for row in rows]
+
+
+def _link(page: str, testid: str) -> str | None:
+    match = re.search(rf'href="([^"]+)" data-testid="{testid}"', page)
+    return match.group(1).replace("&amp;", "&") if match else None
+
+
+def test_campaign_list_pages_newest_first_with_older_and_newest_links(
+    logged_in: FlaskClient, db: Database, workspace: WorkspaceFixture
+) -> None:
+    total = 2 * PAGE_SIZE + 7
+    with db.transaction() as session:
+        for number in range(total):
+            campaign_service.create_campaign(session, workspace.id, {"name": f"Campaign {number}"})
+    first = logged_in.get("/campaigns").get_data(as_text=True)
+    assert _link(first, "newest-campaigns") is None
+    pages = [_listed_campaign_ids(first)]
+    older = _link(first, "older-campaigns")
+    while older:
+        page = logged_in.get(older).get_data(as_text=True)
+        pages.append(_listed_campaign_ids(page))
+        assert logged_in.get(_link(page, "newest-campaigns")).get_data(as_text=True) == first
+        older = _link(page, "older-campaigns")
+    assert [len(ids) for ids in pages] == [PAGE_SIZE, PAGE_SIZE, 7]
+    listed = [campaign_id for ids in pages for campaign_id in ids]
+    assert len(set(listed)) == total
+    assert listed == sorted(listed, reverse=True)
+    assert "Campaign 106" in first and "Campaign 0<" not in first
+    past_the_end = logged_in.get(f"/campaigns?before={listed[-1]}").get_data(as_text=True)
+    assert "No older campaigns." in past_the_end
+    assert _link(past_the_end, "newest-campaigns") == "/campaigns"
 
 
 def test_create_form_validation_and_success(logged_in: FlaskClient, token: str) -> None:

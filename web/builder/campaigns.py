@@ -39,6 +39,7 @@ LIFECYCLE = {
     "archived": (("duplicate", "Duplicate"),),
 }
 REVEAL_KEY = "reveal_signing_secret"
+PAGE_SIZE = 50
 
 
 def load_campaign(campaign_id: str) -> Campaign:
@@ -66,8 +67,14 @@ def _pop_secret_to_reveal(campaign_id: str) -> str | None:
 @bp.get("/campaigns")
 @login_required
 def campaigns() -> str:
+    """Newest first, a page at a time: ``?before=<id>`` is the last id of the page before."""
     db = get_session()
-    rows = campaign_store.list_campaigns(db, g.workspace.id)
+    before = request.args.get("before") or None
+    rows = campaign_store.list_campaigns_page(
+        db, g.workspace.id, limit=PAGE_SIZE + 1, before_id=before
+    )
+    older = rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None
+    rows = rows[:PAGE_SIZE]
     since = datetime.now(UTC) - timedelta(hours=24)
     counts = builder_lookups.delivery_counts_since(db, g.workspace.id, since)
     items = []
@@ -85,7 +92,9 @@ def campaigns() -> str:
                 "actions": LIFECYCLE.get(campaign.status, ()),
             }
         )
-    return render_template("builder/campaigns.html", campaigns=items)
+    return render_template(
+        "builder/campaigns.html", campaigns=items, older=older, paged=before is not None
+    )
 
 
 @bp.get("/campaigns/new")
