@@ -139,6 +139,13 @@ def test_build_test_template_activate_and_deliver(
     expect(page.get_by_test_id("preview-headers")).to_contain_text("Basic ****")
     expect(page.get_by_test_id("preview-headers")).to_contain_text("Lead sync")
     expect(page.get_by_test_id("preview-body")).to_contain_text('"score": 42')
+    # The Standard Webhooks headers the sender adds, marked as such and really signed.
+    send_time = page.get_by_test_id("preview-headers").locator("tr[data-send-time]")
+    expect(send_time).to_have_count(3)
+    for name in ("webhook-id", "webhook-timestamp", "webhook-signature"):
+        expect(send_time.filter(has_text=name)).to_contain_text("added at send time")
+    expect(send_time.filter(has_text="webhook-signature")).to_contain_text("v1,")
+    expect(page.get_by_test_id("preview-headers")).to_contain_text("Added at send time")
     page.get_by_test_id("sample-event-properties").fill('{"score": 7}')
     expect(page.get_by_test_id("preview-body")).to_contain_text('"score": 7')
     page.get_by_test_id("send-test").click()

@@ -8,12 +8,14 @@ campaign or template is a 404.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from engine import campaigns as campaign_service
+from engine import signing
 from engine.store import Database, accounts, contacts
 from tests.conftest import WorkspaceFixture, csrf_token, login, make_workspace
 from web.auth import hash_password
@@ -231,6 +233,57 @@ def test_preview_renders_with_stored_secret_and_locates_render_errors(
     assert "webhook.url" in failing.get_json()["error"]["details"]
 
 
+def _signing_secrets(db: Database, workspace_id: str, campaign_id: str) -> list[str]:
+    from engine.store import campaigns as store
+
+    with db.transaction() as session:
+        row = store.get_campaign(session, workspace_id, campaign_id)
+        return [row.signing_secret, row.previous_signing_secret]
+
+
+def test_preview_shows_the_signed_headers_added_at_send_time(
+    logged_in: FlaskClient, db: Database, workspace: WorkspaceFixture, token: str, campaign_id: str
+) -> None:
+    payload = {
+        "webhook": {
+            "url": "http://127.0.0.1:9/hook",
+            "body": {"mode": "raw", "template": '{"who": {{ contact.external_id | tojson }}}'},
+        },
+        "contact": {"external_id": "lead-ü", "attributes": {}},
+    }
+    started = int(time.time())
+    answer = _post_json(logged_in, f"/campaigns/{campaign_id}/preview", payload, token)
+    assert answer.status_code == 200, answer.get_json()
+    preview = answer.get_json()
+    body = preview["request"]["body"].encode()
+    assert body == '{"who": "lead-ü"}'.encode()
+    added = {h["name"]: h["value"] for h in preview["send_time_headers"]}
+    assert list(added) == ["webhook-id", "webhook-timestamp", "webhook-signature"]
+    assert not set(added) & {h["name"] for h in preview["request"]["headers"]}
+    timestamp = int(added["webhook-timestamp"])
+    assert started <= timestamp <= int(time.time())
+    secret, _ = _signing_secrets(db, workspace.id, campaign_id)
+    assert added["webhook-signature"] == signing.sign(
+        msg_id=added["webhook-id"], timestamp=timestamp, body=body, secret=secret
+    )
+    assert secret not in answer.get_data(as_text=True)
+
+    # During the 24 h after a rotation the old secret signs too, as it does at send time.
+    rotated = _post_json(logged_in, f"/campaigns/{campaign_id}/rotate-secret", {}, token)
+    assert rotated.status_code == 200
+    answer = _post_json(logged_in, f"/campaigns/{campaign_id}/preview", payload, token)
+    added = {h["name"]: h["value"] for h in answer.get_json()["send_time_headers"]}
+    timestamp = int(added["webhook-timestamp"])
+    assert added["webhook-signature"] == signing.signature_header(
+        msg_id="msg_preview",
+        timestamp=timestamp,
+        body=body,
+        secrets=_signing_secrets(db, workspace.id, campaign_id),
+    )
+    assert len(added["webhook-signature"].split(" ")) == 2
+    assert rotated.get_json()["secret"] not in answer.get_data(as_text=True)
+
+
 def test_schedule_preview_and_audience_estimate(
     logged_in: FlaskClient, db: Database, workspace: WorkspaceFixture, token: str, campaign_id: str
 ) -> None:
@@ -338,16 +391,26 @@ def test_viewer_sees_everything_and_changes_nothing(
         assert response.status_code == 403, action
     for path in ("/campaigns/new", f"/templates/{template_id}/delete"):
         assert client.post(path, data={"csrf_token": token, "name": "x"}).status_code == 403
-    # Previewing changes nothing, so a viewer may.
-    assert (
-        _post_json(
-            client,
-            f"/campaigns/{campaign_id}/preview",
-            {"webhook": {"url": "http://127.0.0.1:9/"}},
-            token,
-        ).status_code
-        == 200
+    # Previewing changes nothing, so a viewer may, but sees no signature: signing any body
+    # a viewer types would let them forge webhooks.
+    preview = _post_json(
+        client,
+        f"/campaigns/{campaign_id}/preview",
+        {"webhook": {"url": "http://127.0.0.1:9/"}},
+        token,
     )
+    assert preview.status_code == 200
+    added = {h["name"]: h["value"] for h in preview.get_json()["send_time_headers"]}
+    assert added["webhook-id"] == "msg_preview" and added["webhook-timestamp"].isdigit()
+    assert "editors" in added["webhook-signature"]
+    secret, _ = _signing_secrets(db, workspace.id, campaign_id)
+    real = signing.sign(
+        msg_id="msg_preview",
+        timestamp=int(added["webhook-timestamp"]),
+        body=preview.get_json()["request"]["body"].encode(),
+        secret=secret,
+    )
+    assert real not in preview.get_data(as_text=True)
 
 
 def test_another_workspaces_objects_are_404(

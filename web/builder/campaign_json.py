@@ -16,13 +16,16 @@ from flask import g, request
 from marshmallow import ValidationError
 
 from engine import campaigns as campaign_service
-from engine import triggers
+from engine import signing, triggers
+from engine.delivery import signing_secrets
 from engine.rules_sql import audience_sql_supported
 from engine.store import builder_lookups, contacts
+from engine.store.models import Campaign
+from engine.store.outbox import CampaignDelivery
 from web import render_settings
 from web.api import campaigns as api_campaigns
 from web.api import load
-from web.auth import login_required, require_role
+from web.auth import login_required, require_role, role_at_least
 from web.builder import bp
 from web.builder.campaigns import load_campaign
 from web.builder.editing import (
@@ -42,6 +45,8 @@ from web.schemas.campaign import (
 )
 
 CONTACT_SEARCH_LIMIT = 10
+PREVIEW_MESSAGE_ID = "msg_preview"  # the notification id ``preview_request`` renders with
+SIGNATURE_FOR_EDITORS = "v1,… (computed at send time; editors see it in the preview)"
 
 
 def refused(exc: campaign_service.CampaignError) -> EditorError:
@@ -86,12 +91,34 @@ def campaign_preview(campaign_id: str) -> dict[str, Any]:
     """Viewers may preview too: nothing is sent or stored."""
     campaign = load_campaign(campaign_id)
     payload = json_payload()
-    return preview_request(
+    preview = preview_request(
         payload.get("webhook"),
         campaign.channel_secrets,
         payload,
         campaign={"id": campaign.id, "name": campaign.name},
     )
+    preview["send_time_headers"] = send_time_headers(campaign, preview["request"]["body"])
+    return preview
+
+
+def send_time_headers(campaign: Campaign, body: str) -> list[dict[str, str]]:
+    """The Standard Webhooks headers the sender adds to the previewed request, as of now.
+
+    Signed over the previewed body exactly as an attempt is: the current secret, and the
+    previous one during the 24 h after a rotation. The secrets themselves are never shown.
+    A viewer gets no signature: signing bodies they type would let them forge webhooks
+    (editors can already have any body signed by sending a test).
+    """
+    now = datetime.now(UTC)
+    headers = signing.webhook_headers(
+        msg_id=PREVIEW_MESSAGE_ID,
+        timestamp=int(now.timestamp()),
+        body=body.encode("utf-8"),
+        secrets=signing_secrets(CampaignDelivery.from_row(campaign), now),
+    )
+    if not role_at_least("editor"):
+        headers["webhook-signature"] = SIGNATURE_FOR_EDITORS
+    return [{"name": name, "value": value} for name, value in headers.items()]
 
 
 @bp.post("/campaigns/<campaign_id>/test-send")

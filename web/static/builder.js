@@ -466,7 +466,9 @@
     const request = result.data.request;
     $("[data-preview-method]").textContent = request.method;
     $("[data-preview-url]").textContent = request.url;
-    fillHeaders($("[data-preview-headers]"), request.headers.map((h) => [h.name, h.value]));
+    const headers = $("[data-preview-headers]");
+    fillHeaders(headers, request.headers.map((h) => [h.name, h.value]));
+    addSendTimeHeaders(headers, result.data.send_time_headers || []);
     $("[data-preview-body]").textContent = prettyBody(request.body);
     showWarnings(result.data.warnings);
   }
@@ -484,6 +486,29 @@
       const row = tbody.insertRow();
       row.insertCell().textContent = name;
       row.insertCell().textContent = value;
+    }
+  }
+
+  // The Standard Webhooks headers are not part of the rendered request: the sender adds
+  // them to every attempt. The preview lists them apart, marked as such.
+  function addSendTimeHeaders(tbody, headers) {
+    if (!headers.length) return;
+    const heading = tbody.insertRow();
+    heading.className = "send-time-heading";
+    const cell = heading.insertCell();
+    cell.colSpan = 2;
+    cell.textContent = "Added at send time (Standard Webhooks): webhook-id is the notification's id; each attempt gets its own timestamp and signature.";
+    for (const header of headers) {
+      const row = tbody.insertRow();
+      row.className = "send-time";
+      row.dataset.sendTime = "";
+      row.insertCell().textContent = header.name;
+      const value = row.insertCell();
+      value.textContent = header.value;
+      const tag = document.createElement("span");
+      tag.className = "send-time-tag";
+      tag.textContent = "added at send time";
+      value.append(" ", tag);
     }
   }
 
