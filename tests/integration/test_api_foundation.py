@@ -98,6 +98,23 @@ def test_envelope_for_unknown_and_invalid_fields(api: ApiClient) -> None:
     error = assert_envelope(api.put("/contacts/c1", json=[1, 2]), 422, "validation_error")
 
 
+def test_validation_details_are_flat_paths(api: ApiClient) -> None:
+    error = assert_envelope(
+        api.put("/contacts/c1", json={"attributes": ["pro"]}), 422, "validation_error"
+    )
+    assert error["details"] == {"attributes": ["Not a valid mapping type."]}
+    body = {
+        "name": "x",
+        "audience": {"test_contacts": ["c1", 5]},
+        "frequency_cap": {"max": "often", "per_seconds": 60},
+    }
+    error = assert_envelope(api.post("/campaigns", json=body), 422, "validation_error")
+    assert error["details"] == {
+        "audience.test_contacts[1]": ["Not a valid string."],
+        "frequency_cap.max": ["Not a valid integer."],
+    }
+
+
 def test_envelope_for_oversized_bodies(api: ApiClient, app) -> None:
     app.config["MAX_CONTENT_LENGTH"] = 1024
     response = api.put("/contacts/c1", json={"attributes": {"blob": "x" * 4096}})

@@ -66,6 +66,19 @@ def test_validation_names_the_bad_node(api: ApiClient) -> None:
     assert "webhook.url" in response.get_json()["error"]["details"]
 
 
+def test_webhook_errors_name_list_positions_in_brackets(api: ApiClient) -> None:
+    fields = [{"name": "who", "source": "contact.external_id"}, {"source": "contact.plan"}]
+    channel = webhook(body={"mode": "mapping", "fields": fields})
+    for path in ("/campaigns", "/templates"):
+        response = api.post(path, json={"name": "x", "webhook": channel})
+        assert response.status_code == 422
+        details = response.get_json()["error"]["details"]
+        assert "webhook.body.fields[1].name" in details, details
+        assert not any(".1." in location for location in details), details
+        assert all(isinstance(m, list) and all(isinstance(t, str) for t in m)
+                   for m in details.values()), details
+
+
 def test_lifecycle_rules(api: ApiClient) -> None:
     draft = api.post("/campaigns", json={"name": "Draft"}).get_json()
     refused = api.post(f"/campaigns/{draft['id']}/activate")

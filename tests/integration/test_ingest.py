@@ -172,7 +172,9 @@ def test_bad_event_in_a_batch_stores_nothing(api: ApiClient, db: Any) -> None:
     details = response.get_json()["error"]["details"]
     assert "events[1].contact.external_id" in details and "events[2].name" in details
     assert _count(db, Event) == 0 and _count(db, Contact) == 0
-    assert api.post("/events", json={"events": []}).status_code == 422
+    empty = api.post("/events", json={"events": []})
+    assert empty.status_code == 422
+    assert empty.get_json()["error"]["details"] == {"events": ["must be a non-empty list"]}
     too_many = [{"name": "a", "contact": {"external_id": "c"}}] * 1001
     assert api.post("/events", json={"events": too_many}).status_code == 422
     big = {"name": "a", "contact": {"external_id": "c"}, "properties": {"x": "y" * 300_000}}
@@ -180,6 +182,21 @@ def test_bad_event_in_a_batch_stores_nothing(api: ApiClient, db: Any) -> None:
     assert response.status_code == 413 and response.get_json()["error"]["details"]["index"] == 0
     assert api.post("/events", json={"name": "a"}).status_code == 422
     assert _count(db, Event) == 0
+
+
+def test_event_errors_are_located_by_index_or_field(api: ApiClient) -> None:
+    good = {"name": "a", "contact": {"external_id": "c"}}
+    batch = [good, good, good, {"name": "a", "contact": {"external_id": 7}}, "not an event"]
+    details = api.post("/events", json={"events": batch}).get_json()["error"]["details"]
+    assert details == {
+        "events[3].contact.external_id": ["Not a valid string."],
+        "events[4]": ["must be an object"],
+    }
+    single = api.post("/events", json={"name": "a", "contact": {"external_id": 7}})
+    assert single.status_code == 422
+    assert single.get_json()["error"]["details"] == {
+        "contact.external_id": ["Not a valid string."]
+    }
 
 
 def test_pattern_index_follows_campaign_changes(api: ApiClient, db: Any) -> None:

@@ -1,4 +1,8 @@
-"""The API error envelope: ``{"error": {"code", "message", "details"}}`` for every error."""
+"""The API error envelope: ``{"error": {"code", "message", "details"}}`` for every error.
+
+A schema's ``ValidationError`` answers 422 with ``details`` mapping each bad field's path
+to its messages, flat: ``{"webhook.body.fields[1].name": ["Missing data for required field."]}``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+
+from web.schemas.errors import flatten_messages
 
 API_PREFIX = "/api/"
 
@@ -61,9 +67,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ValidationError)
     def _validation_error(exc: ValidationError) -> Response:
-        return error_response(
-            422, "validation_error", "the request body is not valid", exc.normalized_messages()
-        )
+        details = flatten_messages(exc.normalized_messages())
+        return error_response(422, "validation_error", "the request body is not valid", details)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

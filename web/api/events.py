@@ -27,27 +27,18 @@ from web import render_settings
 from web.api import bp, json_body, workspace_id
 from web.api.errors import ApiError
 from web.database import get_session
+from web.schemas.errors import flatten_messages
 from web.schemas.event import load_event
-
-
-def _flatten(messages: Any, prefix: str) -> dict[str, list[str]]:
-    if isinstance(messages, dict):
-        flat: dict[str, list[str]] = {}
-        for key, value in messages.items():
-            if key == "_schema":
-                name = prefix or "event"
-            else:
-                name = f"{prefix}.{key}" if prefix else str(key)
-            flat.update(_flatten(value, name))
-        return flat
-    return {prefix: messages if isinstance(messages, list) else [str(messages)]}
 
 
 def _parse(body: Any) -> tuple[list[IncomingEvent], bool]:
     if isinstance(body, dict) and "events" in body:
         raw = body["events"]
         if not isinstance(raw, list) or not raw:
-            raise ApiError(422, "events must be a non-empty list", details={"events": raw})
+            raise ApiError(
+                422, "events must be a non-empty list",
+                details={"events": ["must be a non-empty list"]},
+            )
         if len(raw) > MAX_BATCH:
             raise ApiError(
                 422, f"at most {MAX_BATCH} events per request, got {len(raw)}",
@@ -73,7 +64,7 @@ def _parse(body: Any) -> tuple[list[IncomingEvent], bool]:
         try:
             data = load_event(item, size)
         except ValidationError as exc:
-            errors.update(_flatten(exc.normalized_messages(), prefix))
+            errors.update(flatten_messages(exc.normalized_messages(), prefix, root="event"))
             if len(errors) >= 50:
                 break
             continue

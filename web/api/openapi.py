@@ -47,7 +47,8 @@ _ERRORS = {
     409: "The object is not in a state that allows this",
     413: "An event is larger than 256 KiB",
     415: "The body is not sent as application/json",
-    422: "The body is well-formed but not valid; `details` names each bad field",
+    422: "The body is well-formed but not valid; `details` names each bad field by its path, "
+    'list positions in brackets: `{"webhook.body.fields[1].name": [messages]}`',
 }
 
 

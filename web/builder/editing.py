@@ -9,7 +9,6 @@ what the page's script uses to put each message beside its field.
 from __future__ import annotations
 
 import json
-import re
 import zoneinfo
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -32,13 +31,13 @@ from engine.store import builder_lookups, contacts
 from web import render_settings
 from web.database import get_session
 from web.schemas.channel import WebhookChannelSchema
+from web.schemas.errors import flatten_messages
 
 SAMPLE_CONTACT = {
     "external_id": "lead-1042",
     "attributes": {"email": "ada@example.com", "first_name": "Ada", "plan": "pro", "score": 87},
 }
 SAMPLE_EVENT_PROPERTIES = {"status": "qualified", "score": 42}
-_LIST_INDEX = re.compile(r"\.(\d+)(?=[.\[]|$)")
 BASE_VARIABLES = (
     "contact.id",
     "contact.external_id",
@@ -74,32 +73,6 @@ class EditorError(Exception):
         )
         answer.status_code = self.status
         return answer
-
-
-def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested messages as ``{"a.b[2].c": [...]}`` (``_schema`` folds upward)."""
-    flat: dict[str, list[str]] = {}
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, Mapping):
-            for key, value in node.items():
-                if key == "_schema":
-                    walk(value, path)
-                elif isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
-                    walk(value, f"{path}[{key}]")
-                else:
-                    walk(value, f"{path}.{key}" if path else str(key))
-        elif isinstance(node, list | tuple) and all(isinstance(item, str) for item in node):
-            flat.setdefault(path or "_schema", []).extend(node)
-        elif isinstance(node, list | tuple):
-            for index, item in enumerate(node):
-                walk(item, f"{path}[{index}]")
-        else:
-            flat.setdefault(path or "_schema", []).append(str(node))
-
-    walk(messages, prefix)
-    # Other schemas flatten list positions as ".0": one spelling for the page, "[0]".
-    return {_LIST_INDEX.sub(r"[\1]", loc): texts for loc, texts in flat.items()}
 
 
 def validation_failed(

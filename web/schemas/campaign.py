@@ -2,7 +2,8 @@
 
 Trigger, conditions and audience are checked by ``engine.triggers`` / ``engine.rules``;
 their errors are keyed by the path of the bad node (``trigger.conditions.all[1].any[0].op``).
-The ``webhook`` is checked by ``WebhookChannelSchema``, its errors keyed ``webhook.<where>``.
+The ``webhook`` is checked by ``WebhookChannelSchema``, its errors keyed ``webhook.<where>``
+(``webhook.body.fields[1].name``).
 A draft may be saved incomplete (no events yet, no webhook); activating checks the rest.
 """
 
@@ -29,6 +30,7 @@ from engine.store.models import Campaign
 from engine.test_send import TestSendResult
 from engine.triggers import validate_trigger
 from web.schemas.channel import WebhookChannelSchema
+from web.schemas.errors import flatten_messages
 
 MAX_TEST_CONTACTS = 50
 MAX_CAP_SECONDS = 366 * 86400
@@ -47,19 +49,6 @@ class AudienceSchema(Schema):
         fields.String(validate=validate.Length(1, 255)),
         validate=validate.Length(max=MAX_TEST_CONTACTS),
     )
-
-
-def _flatten(messages: Any, prefix: str) -> dict[str, list[str]]:
-    """Nested marshmallow messages → ``{"webhook.body.fields.0.name": [...]}``."""
-    if isinstance(messages, Mapping):
-        flat: dict[str, list[str]] = {}
-        for key, value in messages.items():
-            name = prefix if key == "_schema" else f"{prefix}.{key}"
-            flat.update(_flatten(value, name))
-        return flat
-    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return {prefix: messages}
-    return {prefix: [str(messages)]}
 
 
 class CampaignSchema(Schema):
@@ -126,7 +115,7 @@ class CampaignSchema(Schema):
             try:
                 WebhookChannelSchema(settings=self.render_settings).load(merged)
             except ValidationError as exc:
-                errors.update(_flatten(exc.normalized_messages(), "webhook"))
+                errors.update(flatten_messages(exc.normalized_messages(), "webhook"))
         if errors:
             raise ValidationError(errors)
 

@@ -10,8 +10,8 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from engine.campaigns import masked_channel, merge_channel_patch
 from engine.render import RenderSettings
 from engine.store.models import Template
-from web.schemas.campaign import _flatten
 from web.schemas.channel import WebhookChannelSchema
+from web.schemas.errors import flatten_messages
 
 
 class TemplateSchema(Schema):
@@ -51,7 +51,7 @@ class TemplateSchema(Schema):
                 merge_channel_patch(self.base_channel, data["webhook"])
             )
         except ValidationError as exc:
-            raise ValidationError(_flatten(exc.normalized_messages(), "webhook")) from None
+            raise ValidationError(flatten_messages(exc.normalized_messages(), "webhook")) from None
 
     @post_load
     def _full_webhook(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
