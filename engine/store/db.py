@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,6 +12,11 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: writers of several processes then rely on SQLite alone
+    fcntl = None  # type: ignore[assignment]
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -33,19 +40,27 @@ _HOLDS_WRITE_LOCK = "hookcast_holds_write_lock"
 
 
 class _SQLiteWriters:
-    """Serialises this process's SQLite writers on a Python lock.
+    """Serialises SQLite writers: a Python lock within the process, a lock file across
+    processes, then BEGIN IMMEDIATE.
 
     A deferred BEGIN that reads and then writes fails at once with SQLITE_BUSY when
     another process wrote in between (WAL snapshots cannot be upgraded), so writers take
     the write lock up front with BEGIN IMMEDIATE; readers keep the cheap deferred BEGIN.
 
-    Writers of one process also queue on a Python lock first: a waiting thread is woken
-    the moment the lock is released, where SQLite's own busy handler sleeps in growing
-    steps (up to 100 ms) and polls. Other processes still meet SQLite's busy timeout.
+    Waiting writers queue on the two locks first because SQLite's own busy handler sleeps
+    in growing steps (up to 100 ms) and polls: a writer of this process is woken the
+    moment the Python lock is released, one of another process (``hookcast web`` beside
+    ``hookcast worker``, or ``worker --processes``) within a couple of milliseconds of the
+    lock file's release. After the busy timeout a writer goes on to BEGIN IMMEDIATE
+    regardless, and SQLite decides.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, path: str | None) -> None:
         self.lock = threading.RLock()
+        self._path = f"{path}.writer-lock" if path and fcntl is not None else None
+        self._file: Any = None
+        self._pid = 0
+        self._depth = 0  # write transactions this process has open (the RLock is reentrant)
 
     def begin(self, conn: Any) -> None:
         if not conn.get_execution_options().get("sqlite_immediate", False):
@@ -53,7 +68,14 @@ class _SQLiteWriters:
             return
         self.lock.acquire()
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if self._depth == 0:
+                self._lock_file()
+            self._depth += 1
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                self._leave()
+                raise
         except BaseException:
             self.lock.release()
             raise
@@ -61,7 +83,40 @@ class _SQLiteWriters:
 
     def end(self, conn: Any) -> None:
         if conn.info.pop(_HOLDS_WRITE_LOCK, False):
+            self._leave()
             self.lock.release()
+
+    def close(self) -> None:
+        with self.lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def _leave(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+
+    def _lock_file(self) -> None:
+        if self._path is None:
+            return
+        if self._file is not None and self._pid != os.getpid():
+            self._file.close()  # a forked child's copy; the parent's lock stays as it was
+            self._file = None
+        if self._file is None:
+            self._file = open(self._path, "a+b")  # noqa: SIM115 - kept open, see close()
+            self._pid = os.getpid()
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        pause = 0.0005
+        while True:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return  # let BEGIN IMMEDIATE and SQLite's busy timeout decide
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
 
 
 class Database:
@@ -77,8 +132,13 @@ class Database:
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: Engine = create_engine(self.url, **kwargs)
+        self._writers: _SQLiteWriters | None = None
         if self.dialect == "sqlite":
-            writers = _SQLiteWriters()
+            database_file = self.url.database
+            in_memory = not database_file or database_file == ":memory:" or (
+                database_file.startswith("file:") and "mode=memory" in database_file
+            )
+            writers = self._writers = _SQLiteWriters(None if in_memory else database_file)
             event.listen(self.engine, "connect", _configure_sqlite)
             event.listen(self.engine, "begin", writers.begin)
             event.listen(self.engine, "commit", writers.end)
@@ -107,3 +167,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._writers is not None:
+            self._writers.close()
