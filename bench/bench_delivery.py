@@ -273,14 +273,14 @@ def paced_latency(
 
 
 def insert_batch_announced(database: Database, campaign_id: str, contact_id: str) -> list[str]:
-    from engine.store import outbox
+    from engine.store import wakeups
     from engine.store.models import Campaign, Contact
 
     with database.transaction() as session:
         campaign = session.get(Campaign, campaign_id)
         contact = session.get(Contact, contact_id)
         nid = factories.make_notification(session, campaign, contact, announce=False).id
-        outbox.announce_new_notifications(session)
+        wakeups.announce_new_notifications(session)
     return [nid]
 
 

@@ -32,8 +32,8 @@ from engine.store import accounts
 from engine.store import campaigns as campaign_store
 from engine.store import events as event_store
 from engine.store.models import Campaign
-from engine.store.outbox import announce_new_notifications
 from engine.store.types import utcnow
+from engine.store.wakeups import announce_new_notifications
 
 MAX_BATCH = 1000
 MAX_EVENT_BYTES = 256 * 1024

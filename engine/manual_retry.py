@@ -109,9 +109,9 @@ def refresh_request(
 
 def announce(session: Session) -> None:
     """Tell the dispatcher there is new work (PostgreSQL NOTIFY / in-process wake-up)."""
-    from engine.store import outbox
+    from engine.store import wakeups
 
-    outbox.announce_new_notifications(session)
+    wakeups.announce_new_notifications(session)
 
 
 def _retry_loaded(

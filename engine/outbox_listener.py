@@ -1,7 +1,7 @@
 """Cross-process wake-ups on PostgreSQL: ``LISTEN hookcast_outbox`` on a dedicated connection.
 
 Any process that commits new work issues ``NOTIFY hookcast_outbox``
-(``engine.store.outbox.announce_new_notifications``); every worker's listener wakes its
+(``engine.store.wakeups.announce_new_notifications``); every worker's listener wakes its
 dispatcher. After a lost connection the listener reconnects and wakes the dispatcher once,
 since notifications sent meanwhile were missed (the periodic poll also covers that gap).
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import psycopg
 from sqlalchemy.engine import URL
 
-from engine.store.outbox import NOTIFY_CHANNEL
+from engine.store.wakeups import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
 

@@ -39,8 +39,8 @@ from engine.store import Database, accounts, schedule_runs
 from engine.store import campaigns as campaign_store
 from engine.store import events as event_store
 from engine.store.models import Campaign
-from engine.store.outbox import announce_new_notifications
 from engine.store.types import utcnow
+from engine.store.wakeups import announce_new_notifications
 from engine.triggers import fire_times, misfire_grace_seconds
 
 logger = logging.getLogger(__name__)

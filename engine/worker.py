@@ -5,7 +5,7 @@ settles finished attempts (in batches) and claims due notifications while there 
 Claimed sends wait in a small per-host queue (:class:`SendQueue`) that the sender threads
 drain, so the threads keep sending while the dispatcher is in the database. Sender
 threads only build the signed request and call the transport. New work wakes the
-dispatcher at once (``engine.store.outbox.announce_new_notifications``, a PostgreSQL
+dispatcher at once (``engine.store.wakeups.announce_new_notifications``, a PostgreSQL
 listener, a retry timer); a periodic wake-up is only the safety net.
 
 Isolation: each endpoint host may occupy at most a few sender threads at once — half of
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from engine.delivery import judge, send_claimed
-from engine.store import Database, outbox
+from engine.store import Database, outbox, wakeups
 from engine.store.outbox import AttemptRecord, ClaimedNotification
 from engine.store.types import utcnow
 from engine.transport import Transport
@@ -240,7 +240,7 @@ class Worker:
     # -- control ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        outbox.add_wake_callback(self.wake)
+        wakeups.add_wake_callback(self.wake)
         for sender in self._senders:
             sender.start()
         self._thread.start()
@@ -254,7 +254,7 @@ class Worker:
         """Stop claiming; let in-flight sends finish within the grace, release the rest."""
         if grace_seconds is not None:
             self.stop_grace_seconds = grace_seconds
-        outbox.remove_wake_callback(self.wake)
+        wakeups.remove_wake_callback(self.wake)
         self._stopping = True
         self._event.set()
         if self._thread.is_alive():

@@ -195,7 +195,7 @@ def requeue(
     """Put a failed/cancelled notification back in the outbox (``held`` while disabled).
 
     The id (the ``webhook-id``) and the attempt numbering carry on; the caller announces
-    the new work (``outbox.announce_new_notifications``) before committing.
+    the new work (``wakeups.announce_new_notifications``) before committing.
     """
     disabled = campaign is not None and campaign.webhook_disabled
     inactive = campaign is not None and (campaign.channel or {}).get("active") is False

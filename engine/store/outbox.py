@@ -1,8 +1,9 @@
 """The outbox: notifications as rows that workers claim, send and settle.
 
-Every query of the delivery side lives here (one place for SQL): announcing new work,
-claiming due notifications under leases, recording attempts, retry scheduling, endpoint
-health and alerts, holding and releasing notifications.
+Every query of the delivery path lives here: claiming due notifications under leases,
+recording attempts and scheduling retries. Endpoint health (failure streaks, alerts,
+disabling, holding and releasing) is :mod:`engine.store.health`, which settling calls;
+announcing new work is :mod:`engine.store.wakeups`.
 
 Leases: a claim sets ``status='sending'``, ``leased_by`` to a token unique to that claim
 and ``next_attempt_at`` to the lease's end (the channel's timeout plus a margin). A worker
@@ -21,91 +22,29 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Text,
-    bindparam,
-    case,
-    cast,
-    event,
-    func,
-    select,
-    text,
-    type_coerce,
-    update,
-)
+from sqlalchemy import Text, bindparam, cast, func, select, text, type_coerce, update
 from sqlalchemy.orm import Session
 
 from engine import crypto
-from engine.ids import new_id
 from engine.store.bulk import insert_rows, is_in
-from engine.store.models import Alert, Attempt, Campaign, Notification
+from engine.store.health import (
+    DEFAULT_DISABLE_AFTER_FAILURES,
+    hold,
+    hold_notifications,
+    status_after_release,
+    update_health,
+)
+from engine.store.models import Attempt, Campaign, Notification
+from engine.store.wakeups import announce_new_notifications
 
-#: PostgreSQL channel on which new work is announced to every worker process.
-NOTIFY_CHANNEL = "hookcast_outbox"
 #: Added to a channel's timeout to make its lease: room for settling after the deadline.
 LEASE_MARGIN_SECONDS = 5.0
 DEFAULT_TIMEOUT_SECONDS = 15
 MAX_TIMEOUT_SECONDS = 60
-DEFAULT_DISABLE_AFTER_FAILURES = 20
-ALERT_THRESHOLDS = (5, 10, 15)
 MAX_STORED_BODY_BYTES = 65536
 
 # Written out literally so PostgreSQL matches the partial index ix_notifications_due.
 _DUE_STATUSES_SQL = text("notifications.status IN ('pending', 'retrying', 'sending')")
-_RELEASABLE = ("pending", "retrying")
-
-# -- announcing new work ----------------------------------------------------------------------
-
-_wake_lock = threading.Lock()
-_wake_callbacks: list[Callable[[], None]] = []
-_ANNOUNCED_KEY = "hookcast_outbox_announced"
-
-
-def add_wake_callback(callback: Callable[[], None]) -> None:
-    """Call ``callback`` (cheap, thread-safe) after any commit that announced new work."""
-    with _wake_lock:
-        _wake_callbacks.append(callback)
-
-
-def remove_wake_callback(callback: Callable[[], None]) -> None:
-    with _wake_lock:
-        if callback in _wake_callbacks:
-            _wake_callbacks.remove(callback)
-
-
-def wake_dispatchers() -> None:
-    """Wake every dispatcher running in this process."""
-    with _wake_lock:
-        callbacks = list(_wake_callbacks)
-    for callback in callbacks:
-        callback()
-
-
-def _after_commit(session: Session) -> None:
-    if session.info.pop(_ANNOUNCED_KEY, False):
-        wake_dispatchers()
-
-
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_ANNOUNCED_KEY, None)
-
-
-def announce_new_notifications(session: Session) -> None:
-    """Announce that this transaction made notifications due; call it before commit.
-
-    On PostgreSQL this issues ``NOTIFY hookcast_outbox`` (delivered to listening workers
-    of every process at commit, dropped on rollback). In this process, dispatchers are
-    woken right after the commit. Calling it several times in one transaction is cheap.
-    """
-    if session.info.get(_ANNOUNCED_KEY):
-        return
-    session.info[_ANNOUNCED_KEY] = True
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-    if not event.contains(session, "after_commit", _after_commit):
-        event.listen(session, "after_commit", _after_commit)
-        event.listen(session, "after_rollback", _after_rollback)
-
 
 # -- claiming ---------------------------------------------------------------------------------
 
@@ -367,17 +306,13 @@ def claim_due_notifications(
         )
     for reason, ids in held.items():
         if ids:
-            _hold(session, is_in(session, Notification.id, ids), reason, now)
+            hold(session, is_in(session, Notification.id, ids), reason, now)
     return claimed
 
 
 def next_due_at(session: Session) -> datetime | None:
     """When the earliest open notification (or lease) falls due, if any."""
     return session.scalar(select(func.min(_N.c.next_attempt_at)).where(_DUE_STATUSES_SQL))
-
-
-def _status_after_release() -> Any:
-    return case((Notification.attempt_count == 0, "pending"), else_="retrying")
 
 
 def release_leases(session: Session, leases: Mapping[str, str], now: datetime) -> int:
@@ -392,7 +327,7 @@ def release_leases(session: Session, leases: Mapping[str, str], now: datetime) -
                 Notification.leased_by == lease,
                 Notification.status == "sending",
             )
-            .values(status=_status_after_release(), leased_by=None, next_attempt_at=now)
+            .values(status=status_after_release(), leased_by=None, next_attempt_at=now)
             .execution_options(synchronize_session=False)
         )
         released += result.rowcount or 0
@@ -410,7 +345,7 @@ def recover_expired_leases(session: Session, now: datetime) -> int:
     result = session.execute(
         update(Notification)
         .where(Notification.status == "sending", Notification.next_attempt_at <= now)
-        .values(status=_status_after_release(), leased_by=None)
+        .values(status=status_after_release(), leased_by=None)
         .execution_options(synchronize_session=False)
     )
     recovered = result.rowcount or 0
@@ -491,7 +426,7 @@ def record_attempts(
             leases.pop(claimed.id)  # a duplicate record of one attempt counts once
     if not valid:
         return summary
-    disabled = _update_health(session, valid, now, summary)
+    disabled = update_health(session, valid, now, summary)
 
     attempts: list[dict[str, Any]] = []
     delivered: dict[int | None, list[str]] = {}
@@ -557,12 +492,7 @@ def record_attempts(
     if changes:
         session.execute(_SETTLE_FAILED.values(updated_at=now), changes)
     for campaign_id in summary.disabled_campaigns:
-        _hold(
-            session,
-            (Notification.campaign_id == campaign_id) & Notification.status.in_(_RELEASABLE),
-            "webhook_disabled",
-            now,
-        )
+        hold_notifications(session, campaign_id, "webhook_disabled", now)
     summary.recorded = len(valid)
     return summary
 
@@ -581,224 +511,3 @@ _SETTLE_FAILED = (
         error_message=bindparam("b_message"),
     )
 )
-
-
-@dataclass
-class _Streak:
-    last: AttemptRecord
-    reset: bool = False  # a success in this batch: the count restarts from it
-    failures: int = 0  # failed attempts after the last success
-    gone: bool = False
-
-
-def _update_health(
-    session: Session, records: Iterable[AttemptRecord], now: datetime, summary: SettleSummary
-) -> set[str]:
-    """Apply this batch's outcomes to each campaign's failure streak; the disabled ones."""
-    streaks: dict[str, _Streak] = {}
-    for record in records:
-        if record.claimed.test:
-            continue
-        streak = streaks.setdefault(record.claimed.campaign.id, _Streak(last=record))
-        if record.delivered:
-            streak.reset, streak.failures = True, 0
-        else:
-            streak.failures += 1
-            streak.last = record
-            streak.gone = streak.gone or record.gone
-    disabled: set[str] = set()
-    for cid, streak in streaks.items():
-        failures, last = streak.failures, streak.last
-        if not failures:  # successes only: reset the count, writing the row only if needed
-            session.execute(
-                update(_C)
-                .where(_C.c.id == cid, _C.c.consecutive_failures != 0)
-                .values(consecutive_failures=0)
-            )
-            continue
-        new_count = failures if streak.reset else Campaign.consecutive_failures + failures
-        row = session.execute(
-            update(Campaign)
-            .where(Campaign.id == cid)
-            .values(consecutive_failures=new_count)
-            .returning(
-                Campaign.consecutive_failures,
-                Campaign.webhook_disabled,
-                Campaign.workspace_id,
-                Campaign.name,
-            )
-            .execution_options(synchronize_session=False)
-        ).one_or_none()
-        if row is None:
-            continue
-        if row.webhook_disabled:
-            disabled.add(cid)
-            continue
-        campaign = last.claimed.campaign
-        count = row.consecutive_failures
-        before = count - failures
-        reason = None
-        if streak.gone:
-            reason = "the endpoint answered 410 Gone"
-        elif failures and count >= campaign.disable_after_failures:
-            reason = f"{count} consecutive failed attempts"
-        for threshold in ALERT_THRESHOLDS:
-            if (
-                failures
-                and before < threshold <= count
-                and not (reason and threshold >= campaign.disable_after_failures)
-            ):
-                message = (
-                    f"The webhook of campaign \u201c{row.name}\u201d failed {threshold} times "
-                    f"in a row (last: {last.error_message or last.error_code})."
-                )
-                _add_alert(
-                    session,
-                    row.workspace_id,
-                    cid,
-                    f"failures_{threshold}",
-                    message,
-                    threshold,
-                    now,
-                    summary,
-                )
-        if reason:
-            disable_webhook(session, cid, reason, now)
-            message = (
-                f"The webhook of campaign \u201c{row.name}\u201d was disabled: {reason}. "
-                "Notifications are held until it is enabled again."
-            )
-            _add_alert(session, row.workspace_id, cid, "disabled", message, count, now, summary)
-            summary.disabled_campaigns.append(cid)
-            disabled.add(cid)
-    return disabled
-
-
-def _add_alert(
-    session: Session,
-    workspace_id: str,
-    campaign_id: str,
-    kind: str,
-    message: str,
-    failures: int,
-    now: datetime,
-    summary: SettleSummary,
-) -> None:
-    alert = Alert(
-        id=new_id("alr"),
-        workspace_id=workspace_id,
-        campaign_id=campaign_id,
-        kind=kind,
-        message=message,
-        consecutive_failures=failures,
-        created_at=now,
-    )
-    session.add(alert)
-    summary.alerts.append(alert.id)
-
-
-# -- health: disable, hold, release -----------------------------------------------------------
-
-
-def _hold(session: Session, where: Any, reason: str, now: datetime) -> int:
-    result = session.execute(
-        update(Notification)
-        .where(where)
-        .values(status="held", reason=reason, next_attempt_at=None, leased_by=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount or 0
-
-
-def disable_webhook(session: Session, campaign_id: str, reason: str, now: datetime) -> int:
-    """Disable a campaign's webhook and hold its open notifications; how many were held."""
-    session.execute(
-        update(Campaign)
-        .where(Campaign.id == campaign_id)
-        .values(webhook_disabled=True, disabled_reason=reason[:500], disabled_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return _hold(
-        session,
-        (Notification.campaign_id == campaign_id) & Notification.status.in_(_RELEASABLE),
-        "webhook_disabled",
-        now,
-    )
-
-
-def hold_notifications(session: Session, campaign_id: str, reason: str, now: datetime) -> int:
-    """Hold a campaign's pending/retrying notifications (e.g. its channel was deactivated)."""
-    return _hold(
-        session,
-        (Notification.campaign_id == campaign_id) & Notification.status.in_(_RELEASABLE),
-        reason,
-        now,
-    )
-
-
-def release_held_notifications(
-    session: Session,
-    campaign_id: str,
-    now: datetime,
-    reasons: Collection[str] = ("webhook_disabled", "webhook_inactive"),
-) -> int:
-    """Make a campaign's held notifications due now and announce them. The caller commits."""
-    result = session.execute(
-        update(Notification)
-        .where(
-            Notification.campaign_id == campaign_id,
-            Notification.status == "held",
-            Notification.reason.in_(list(reasons)),
-        )
-        .values(status=_status_after_release(), reason=None, next_attempt_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    released = result.rowcount or 0
-    if released:
-        announce_new_notifications(session)
-    return released
-
-
-def enable_webhook(
-    session: Session, workspace_id: str, campaign_id: str, now: datetime
-) -> tuple[Campaign, int] | None:
-    """Re-enable a campaign's webhook: reset its health and release held notifications.
-
-    Returns the campaign and how many notifications were released, or None when the
-    workspace has no such campaign. Notifications held because the channel itself is
-    inactive stay held until it is activated. The caller commits.
-    """
-    campaign = session.scalar(
-        select(Campaign).where(Campaign.id == campaign_id, Campaign.workspace_id == workspace_id)
-    )
-    if campaign is None:
-        return None
-    campaign.webhook_disabled = False
-    campaign.consecutive_failures = 0
-    campaign.disabled_reason = None
-    campaign.disabled_at = None
-    session.flush()
-    reasons = ["webhook_disabled"]
-    if (campaign.channel or {}).get("active", True) is not False:
-        reasons.append("webhook_inactive")
-    return campaign, release_held_notifications(session, campaign.id, now, reasons)
-
-
-def list_alerts(
-    session: Session,
-    workspace_id: str,
-    *,
-    limit: int,
-    before_id: str | None = None,
-    campaign_id: str | None = None,
-    open_only: bool = False,
-) -> list[Alert]:
-    """A workspace's alerts, newest first (keyset pagination on the id)."""
-    query = select(Alert).where(Alert.workspace_id == workspace_id)
-    if before_id:
-        query = query.where(Alert.id < before_id)
-    if campaign_id:
-        query = query.where(Alert.campaign_id == campaign_id)
-    if open_only:
-        query = query.where(Alert.acknowledged_at.is_(None))
-    return list(session.scalars(query.order_by(Alert.id.desc()).limit(limit)))

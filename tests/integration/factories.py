@@ -26,9 +26,10 @@ from engine.campaigns import channel_with_secrets
 from engine.ids import new_id, new_ulid, ulid_floor
 from engine.netguard import parse_networks
 from engine.render import RenderSettings, build_variables, render_request
-from engine.store import Database, outbox
+from engine.store import Database
 from engine.store.models import Attempt, Campaign, Contact, Event, Notification
 from engine.store.types import utcnow
+from engine.store.wakeups import announce_new_notifications
 
 TEST_RENDER_SETTINGS = RenderSettings(
     require_https=False, allowed_networks=parse_networks("127.0.0.0/8,::1/128")
@@ -171,7 +172,7 @@ def make_notification(
     session.add(notification)
     session.flush()
     if announce:
-        outbox.announce_new_notifications(session)
+        announce_new_notifications(session)
     return notification
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import request
 
-from engine.store import outbox
+from engine.store import health as health_store
 from engine.store.types import utcnow
 from web.api import bp, page, page_size, workspace_id
 from web.api.errors import not_found
@@ -21,7 +21,7 @@ def list_alerts() -> Any:
     """Health alerts, newest first; ``?open=1`` for unacknowledged ones, ``?campaign_id=``."""
     size = page_size()
     open_only = request.args.get("open", "").lower() in ("1", "true", "yes")
-    alerts = outbox.list_alerts(
+    alerts = health_store.list_alerts(
         get_session(),
         workspace_id(),
         limit=size + 1,
@@ -36,7 +36,7 @@ def list_alerts() -> Any:
 def enable_webhook(campaign_id: str) -> Any:
     """Re-enable a disabled webhook: reset its failure count and release held notifications."""
     session = get_session()
-    result = outbox.enable_webhook(session, workspace_id(), campaign_id, utcnow())
+    result = health_store.enable_webhook(session, workspace_id(), campaign_id, utcnow())
     if result is None:
         raise not_found("campaign", campaign_id)
     campaign, released = result

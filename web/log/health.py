@@ -9,8 +9,9 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from engine import charts
+from engine.store import health as health_store
 from engine.store import log as log_store
-from engine.store import log_stats, outbox
+from engine.store import log_stats
 from engine.store.models import Campaign
 from engine.store.types import utcnow
 from web.auth import login_required, require_role
@@ -87,7 +88,7 @@ def campaign_health(campaign_id: str) -> str:
 def enable_webhook(campaign_id: str) -> Response:
     require_role("editor")
     session = get_session()
-    result = outbox.enable_webhook(session, g.workspace.id, campaign_id, utcnow())
+    result = health_store.enable_webhook(session, g.workspace.id, campaign_id, utcnow())
     if result is None:
         abort(404)
     session.commit()
