@@ -83,8 +83,10 @@ def test_lifecycle_rules(api: ApiClient) -> None:
     draft = api.post("/campaigns", json={"name": "Draft"}).get_json()
     refused = api.post(f"/campaigns/{draft['id']}/activate")
     assert refused.status_code == 422
-    paths = {p["path"] for p in refused.get_json()["error"]["details"]}
-    assert {"trigger.events", "webhook.url"} <= paths
+    details = refused.get_json()["error"]["details"]
+    assert {"trigger.events", "webhook.url"} <= set(details)
+    assert all(isinstance(m, list) and all(isinstance(t, str) for t in m)
+               for m in details.values()), details
     assert api.post(f"/campaigns/{draft['id']}/pause").status_code == 409
 
     campaign = event_campaign(api, ["lead.create"])

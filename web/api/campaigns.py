@@ -3,7 +3,7 @@
 Views parse with ``web.schemas.campaign``, call ``engine.campaigns`` and serialize with
 ``campaign_to_json`` (secrets masked; the signing secret in full only in the answers of
 create, duplicate and rotate-secret). Lifecycle refusals are 409 (wrong state) or 422
-(incomplete campaign, ``details`` lists each problem with its path).
+(incomplete campaign, ``details`` maps each problem's path to its messages).
 """
 
 from __future__ import annotations
@@ -46,8 +46,13 @@ def _campaign(campaign_id: str, *, for_update: bool = False) -> Campaign:
 
 
 def _refused(exc: service.CampaignError) -> ApiError:
+    """The refusal in the API's error shape: ``details`` maps each path to its messages,
+    as validation errors do."""
     code = "invalid_state" if exc.status == 409 else "incomplete_campaign"
-    return ApiError(exc.status, exc.message, code=code, details=exc.problems or None)
+    details: dict[str, list[str]] = {}
+    for problem in exc.problems:
+        details.setdefault(problem["path"], []).append(problem["message"])
+    return ApiError(exc.status, exc.message, code=code, details=details or None)
 
 
 @bp.post("/campaigns")
