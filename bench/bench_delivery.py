@@ -16,23 +16,22 @@ import multiprocessing
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scratch import database_kinds, scratch_database  # bench/scratch.py
 
 from engine import crypto
 from engine.ingest import IncomingEvent, ingest_and_commit
 from engine.netguard import parse_networks
-from engine.store import Database, accounts, migrate
+from engine.store import Database, accounts
 from engine.store.models import Notification
 from engine.transport import Transport
 from engine.worker import Worker
@@ -100,32 +99,6 @@ def arrivals(port: int) -> dict[str, float]:
 
 
 # -- databases --------------------------------------------------------------------------------
-
-
-def fresh_database(kind: str, postgres_url: str | None) -> tuple[Database, object]:
-    if kind == "sqlite":
-        path = Path(tempfile.mkdtemp()) / "bench.sqlite3"
-        database = Database(f"sqlite:///{path}")
-        cleanup: object = path
-    else:
-        admin_url = make_url(postgres_url)
-        name = f"hookcast_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        database = Database(admin_url.set(database=name).render_as_string(hide_password=False))
-        cleanup = (admin, name)
-    migrate.upgrade(database)
-    return database, cleanup
-
-
-def drop_database(database: Database, cleanup: object) -> None:
-    database.dispose()
-    if isinstance(cleanup, tuple):
-        admin, name = cleanup
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def setup_campaign(database: Database, url: str, **overrides: object) -> tuple[str, str, str]:
@@ -305,18 +278,20 @@ def main() -> None:
     port, stall_port = ports.get(timeout=10)
     stall_url = f"http://127.0.0.2:{stall_port}/hook"
 
+    if args.postgres:
+        os.environ["HOOKCAST_BENCH_POSTGRES_URL"] = args.postgres  # where scratch.py makes them
     rows = []
-    kinds = ["sqlite"] + (["postgres"] if args.postgres else [])
-    for kind in kinds:
-        database, cleanup = fresh_database(kind, args.postgres)
-        try:
-            rate, ids = throughput(database, port, args.count)
-            bare = bare_loop(port, database, ids)
-            unloaded = paced_latency(database, port, args.rate, args.seconds, None)
-            stalled = paced_latency(database, port, args.rate, args.seconds, stall_url)
-            scaled, _ = throughput(database, port, args.count, processes=args.processes)
-        finally:
-            drop_database(database, cleanup)
+    for kind in database_kinds():
+        with scratch_database(kind) as url:
+            database = Database(url)
+            try:
+                rate, ids = throughput(database, port, args.count)
+                bare = bare_loop(port, database, ids)
+                unloaded = paced_latency(database, port, args.rate, args.seconds, None)
+                stalled = paced_latency(database, port, args.rate, args.seconds, stall_url)
+                scaled, _ = throughput(database, port, args.count, processes=args.processes)
+            finally:
+                database.dispose()
         rows.append((kind, rate, bare, unloaded, stalled, scaled))
         print(f"[{kind}] done", file=sys.stderr)
 
