@@ -273,7 +273,16 @@ class ScheduleRun(Base):
     """One fire time of a schedule campaign; the unique key makes it run exactly once."""
 
     __tablename__ = "schedule_runs"
-    __table_args__ = (UniqueConstraint("campaign_id", "fire_time"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "fire_time"),
+        # Every scheduler tick looks for stalled runs: only the running ones are indexed.
+        Index(
+            "ix_schedule_runs_running",
+            "heartbeat_at",
+            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running'"),
+        ),
+    )
 
     id: Mapped[str] = _id("run")
     workspace_id: Mapped[str] = _workspace_fk()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 17:49:51.895895
+Create Date: 2026-11-30 18:48:51.289717
 """
 
 from __future__ import annotations
@@ -199,6 +199,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('campaign_id', 'fire_time', name=op.f('uq_schedule_runs_campaign_id'))
     )
     with op.batch_alter_table('schedule_runs', schema=None) as batch_op:
+        batch_op.create_index('ix_schedule_runs_running', ['heartbeat_at'], unique=False, postgresql_where=sa.text("status = 'running'"), sqlite_where=sa.text("status = 'running'"))
         batch_op.create_index(batch_op.f('ix_schedule_runs_workspace_id'), ['workspace_id'], unique=False)
 
     op.create_table('notifications',
@@ -279,6 +280,7 @@ def downgrade() -> None:
     op.drop_table('notifications')
     with op.batch_alter_table('schedule_runs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_schedule_runs_workspace_id'))
+        batch_op.drop_index('ix_schedule_runs_running', postgresql_where=sa.text("status = 'running'"), sqlite_where=sa.text("status = 'running'"))
 
     op.drop_table('schedule_runs')
     with op.batch_alter_table('events', schema=None) as batch_op:
