@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 SLOW_AFTER_SECONDS = 1.0
 MAX_CLAIM_BATCH = 200
 #: Sends a quick host may have claimed ahead of the sender threads.
-PREFETCH_PER_HOST = 128
+PREFETCH_PER_HOST = 256
 #: Quick completions in a row before a host counts as quick.
 QUICK_STREAK = 8
 #: Idle hosts whose record (streak, slowness) is kept between sends, at most.
