@@ -33,6 +33,18 @@ def signing_secrets(campaign: CampaignDelivery, now: datetime) -> list[str]:
     return secrets
 
 
+def send_time_headers(
+    notification_id: str, body: bytes, campaign: CampaignDelivery, now: datetime
+) -> dict[str, str]:
+    """The Standard Webhooks headers an attempt at ``now`` carries, signed over ``body``."""
+    return signing.webhook_headers(
+        msg_id=notification_id,
+        timestamp=int(now.timestamp()),
+        body=body,
+        secrets=signing_secrets(campaign, now),
+    )
+
+
 def outgoing_request(
     notification_id: str,
     snapshot: Mapping[str, Any],
@@ -42,12 +54,7 @@ def outgoing_request(
 ) -> OutgoingRequest:
     """The stored request with its secrets restored and this attempt's signature headers."""
     rendered = RenderedRequest.from_snapshot(snapshot, secret_headers)
-    webhook = signing.webhook_headers(
-        msg_id=notification_id,
-        timestamp=int(now.timestamp()),
-        body=rendered.body,
-        secrets=signing_secrets(campaign, now),
-    )
+    webhook = send_time_headers(notification_id, rendered.body, campaign, now)
     reserved = {name.lower() for name in webhook}
     headers = [(n, v) for n, v in rendered.headers if n.lower() not in reserved]
     headers.extend(webhook.items())

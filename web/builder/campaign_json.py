@@ -16,8 +16,7 @@ from flask import g, request
 from marshmallow import ValidationError
 
 from engine import campaigns as campaign_service
-from engine import signing, triggers
-from engine.delivery import signing_secrets
+from engine import delivery, triggers
 from engine.rules_sql import audience_sql_supported
 from engine.store import builder_lookups, contacts
 from engine.store.models import Campaign
@@ -109,12 +108,9 @@ def send_time_headers(campaign: Campaign, body: str) -> list[dict[str, str]]:
     A viewer gets no signature: signing bodies they type would let them forge webhooks
     (editors can already have any body signed by sending a test).
     """
-    now = datetime.now(UTC)
-    headers = signing.webhook_headers(
-        msg_id=PREVIEW_MESSAGE_ID,
-        timestamp=int(now.timestamp()),
-        body=body.encode("utf-8"),
-        secrets=signing_secrets(CampaignDelivery.from_row(campaign), now),
+    headers = delivery.send_time_headers(
+        PREVIEW_MESSAGE_ID, body.encode("utf-8"), CampaignDelivery.from_row(campaign),
+        datetime.now(UTC),
     )
     if not role_at_least("editor"):
         headers["webhook-signature"] = SIGNATURE_FOR_EDITORS
