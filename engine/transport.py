@@ -19,8 +19,9 @@ an :class:`AttemptOutcome` with one of the error codes of SPEC §5. Decisions:
   with ``ssrf_blocked`` if *any* resolved address is not allowed (a name that mixes public
   and private answers is the DNS-rebinding pattern), and connects to the checked addresses
   only (``engine.guarded_http``). The Host header, TLS SNI and certificate check keep the
-  original host name. Proxy and certificate settings from the environment are ignored
-  (``trust_env = False``).
+  original host name. Proxy and certificate settings from the environment are ignored:
+  requests are prepared here and handed to the session's adapter, never through
+  ``Session.send`` (which reads the environment, cookies and redirects).
 - **Headers**: the transport sets ``User-Agent: Hookcast/<version>`` and owns the framing
   headers (Host, Content-Length, Transfer-Encoding, Connection); the caller's values for
   those are dropped. Signing is the caller's: ``engine.signing.webhook_headers``.
@@ -42,7 +43,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from http.cookiejar import DefaultCookiePolicy
 from importlib import metadata
 
 import requests
@@ -176,10 +176,7 @@ class Transport:
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
-            session.trust_env = False  # no proxies, netrc or CA bundles from the environment
-            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-            session.headers.clear()
+            session = requests.Session()  # only its mounted adapter (the pools) is used
             adapter = GuardedAdapter(pool_connections=64, pool_maxsize=2, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
