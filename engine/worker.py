@@ -174,9 +174,9 @@ class SendQueue:
     def _forget_idle_hosts(self) -> None:
         """Drop what is known of hosts with nothing queued or in flight (bounded memory);
         slow ones are kept, so a stalled endpoint stays capped."""
-        for host in [h for h, s in self._hosts.items() if not (s.queued or s.in_flight)]:
-            if not self._hosts[host].slow:
-                del self._hosts[host]
+        idle = [h for h, s in self._hosts.items() if not (s.queued or s.in_flight or s.slow)]
+        for host in idle:
+            del self._hosts[host]
 
     def collect(self) -> list[_Finished]:
         with self._cond:

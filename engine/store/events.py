@@ -2,9 +2,8 @@
 
 Everything here works on many rows per statement (one ``SELECT ... IN`` of a JSON array or
 chunked ``IN`` lists, one ``COPY`` or ``executemany`` ``INSERT``, one ``UPDATE`` joined to a
-JSON recordset),
-because a batch of 1,000 events or a 100,000-contact schedule run must not cost one round
-trip per row.
+JSON recordset), because a batch of 1,000 events or a 100,000-contact schedule run must not
+cost one round trip per row.
 """
 
 from __future__ import annotations
