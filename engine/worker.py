@@ -243,6 +243,7 @@ class Worker:
         wakeups.add_wake_callback(self.wake)
         for sender in self._senders:
             sender.start()
+        self._event.set()  # look for due work at once, not after the first poll interval
         self._thread.start()
 
     def wake(self) -> None:

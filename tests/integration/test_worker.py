@@ -13,6 +13,7 @@ from engine.store import outbox
 from engine.store.models import Alert, Attempt, Campaign, Notification
 from engine.store.types import utcnow
 from engine.transport import Transport
+from engine.worker import Worker
 from tests.conftest import make_workspace
 from tests.integration import factories
 from tests.integration.loopback_receiver import ReceivedRequest, Receiver, Reply
@@ -98,6 +99,20 @@ def test_alerts_paginate(db, workspace, api, receiver):
     assert [a["message"] for a in first["data"]] == ["2", "1"] and first["next_cursor"]
     rest = api.get(f"/alerts?limit=2&cursor={first['next_cursor']}").get_json()
     assert [a["message"] for a in rest["data"]] == ["0"] and rest["next_cursor"] is None
+
+
+def test_work_due_at_start_is_claimed_without_waiting_for_a_poll(db, workspace, receiver):
+    """A worker started with due notifications claims them at once: the periodic poll is a
+    safety net, not what starts the work (here it would come only after an hour)."""
+    _, ids = factories.make_notifications(db, workspace.id, receiver.url(), 3)
+    transport = Transport(allowed_networks=parse_networks("127.0.0.0/8"))
+    worker = Worker(db, transport, threads=2, poll_interval=3600)
+    worker.start()
+    try:
+        wait_for(lambda: statuses(db, ids) == {"delivered": 3})
+    finally:
+        worker.stop(grace_seconds=5)
+        transport.close()
 
 
 def test_410_disables_at_once_and_holds(db, workspace, receiver):
