@@ -43,6 +43,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from importlib import metadata
 
 import requests
@@ -225,7 +226,7 @@ class Transport:
         # cost comparable to the whole HTTP exchange on a fast endpoint.
         prepared = requests.PreparedRequest()
         prepared.prepare_method(request.method)
-        prepared.prepare_url(request.url, None)
+        prepared.url = _prepared_url(request.url)
         prepared.prepare_headers(self._headers(request.headers))
         prepared.prepare_body(request.body or None, None)
         remaining = attempt.remaining()
@@ -301,6 +302,16 @@ class Transport:
         else:
             response.close()
         return body[:limit], not complete or size > limit
+
+
+@lru_cache(maxsize=4096)
+def _prepared_url(url: str) -> str:
+    """The URL as requests sends it (parsed, IDNA-encoded, quoted). A campaign's sends mostly
+    share a URL, and preparing it costs more than signing the request; a URL that cannot be
+    prepared raises (and is not cached)."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    return prepared.url
 
 
 # What the network, the endpoint or a bad URL can raise; anything else is a bug, and logged.
