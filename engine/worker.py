@@ -144,7 +144,9 @@ class SendQueue:
             return None
 
     def done(self, item: ClaimedNotification, record: AttemptRecord | None, sent: bool) -> None:
-        """A sender thread finished ``item``: free its slot and hand the result over."""
+        """A sender thread finished ``item``: free its slot and hand the result over.
+
+        Only sender threads call this, each calling :meth:`take` next."""
         with self._cond:
             state = self._hosts.get(item.endpoint_host)
             if state is not None and state.in_flight.pop(item.id, None) is not None:
@@ -163,8 +165,7 @@ class SendQueue:
                     self._forget_idle_hosts()
                 if (was_slow and not state.slow) or (self._quick(state) and not was_quick):
                     self._cond.notify_all()  # its cap grew: several sends may start
-                elif state.queued:
-                    self._cond.notify()  # the freed slot lets one more of this host start
+                # The slot freed here needs no wake-up: the calling sender takes next.
             self._finished.append(_Finished(item, record, sent))
             count = len(self._finished)
             starving = self._queued == 0
