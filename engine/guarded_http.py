@@ -18,6 +18,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -44,6 +45,9 @@ ERROR_CODES = (
     RESPONSE_TOO_LARGE,
 )
 Resolver = Callable[[str, int], list[IPAddress]]
+#: Threads that run name lookups for new connections (the system resolver cannot be
+#: interrupted; a lookup that outlives its attempt keeps one of them until it returns).
+LOOKUP_THREADS = 8
 
 
 class SendRefused(Exception):
@@ -70,18 +74,25 @@ class Guard:
     def __init__(self, allowed_networks: Iterable[IPNetwork], resolver: Resolver) -> None:
         self.allowed_networks = tuple(allowed_networks)
         self.resolver = resolver
+        self._lookups: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
 
-    def addresses_for(self, host: str, port: int) -> list[IPAddress]:
+    def close(self) -> None:
+        """Stop the lookup threads (lookups still running end on their own)."""
+        with self._lock:
+            self._closed = True
+            lookups, self._lookups = self._lookups, None
+        if lookups is not None:
+            lookups.shutdown(wait=False, cancel_futures=True)
+
+    def addresses_for(self, host: str, port: int, *, timeout: float) -> list[IPAddress]:
+        """The checked addresses of ``host``, resolved within ``timeout`` seconds."""
         literal = parse_host_literal(host)
         if literal is not None:
             addresses = [literal]
         else:
-            try:
-                resolved = self.resolver(host, port)
-            except (OSError, UnicodeError) as exc:
-                raise SendRefused(
-                    DNS_ERROR, f"could not resolve {host}: {plain_reason(exc)}"
-                ) from exc
+            resolved = self._resolve(host, port, timeout)
             addresses = list(dict.fromkeys(ipaddress.ip_address(a) for a in resolved))
             if not addresses:
                 raise SendRefused(DNS_ERROR, f"{host} resolves to no address")
@@ -94,6 +105,30 @@ class Guard:
                     "guard (ALLOWED_NETWORKS can exempt it)",
                 )
         return addresses
+
+    def _resolve(self, host: str, port: int, timeout: float) -> list[IPAddress]:
+        """The resolver's answer, waited for at most ``timeout`` seconds.
+
+        ``getaddrinfo`` cannot be interrupted, so it runs on a lookup thread and the attempt
+        stops waiting at its deadline: a hanging DNS server costs the attempt its timeout,
+        not a sender thread for as long as the resolver hangs.
+        """
+        future = self._lookup_pool().submit(self.resolver, host, port)
+        try:
+            return future.result(timeout=max(timeout, 0.0))
+        except TimeoutError as exc:
+            future.cancel()  # not started yet: never run
+            raise SendRefused(TIMEOUT, f"resolving {host} took longer than the timeout") from exc
+        except (OSError, UnicodeError) as exc:
+            raise SendRefused(DNS_ERROR, f"could not resolve {host}: {plain_reason(exc)}") from exc
+
+    def _lookup_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._closed:
+                raise SendRefused(CONNECTION_ERROR, "the transport is closed")
+            if self._lookups is None:
+                self._lookups = ThreadPoolExecutor(LOOKUP_THREADS, "hookcast-dns")
+            return self._lookups
 
 
 # The attempt being sent on this thread; the connection classes below read it.
@@ -130,7 +165,7 @@ class GuardedConnectionMixin:
         attempt = _current_attempt()
         guard: Guard = attempt.context
         failures = []
-        for address in guard.addresses_for(self.host, self.port):
+        for address in guard.addresses_for(self.host, self.port, timeout=attempt.remaining()):
             target = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
             target = target or address
             family = socket.AF_INET if target.version == 4 else socket.AF_INET6

@@ -717,6 +717,34 @@ def test_resolver_with_no_answer_is_a_dns_error():
         assert transport.send(post("http://empty.test/"), timeout=5).error_code == "dns_error"
 
 
+def test_a_hanging_name_lookup_costs_the_attempt_its_timeout_not_the_thread(receiver):
+    """getaddrinfo cannot be interrupted: the attempt stops waiting for it at its deadline
+    (a timeout), while the lookup is left to finish on its own; the next send works."""
+    receiver.expect_request("/hook").respond_with_data("ok")
+    release = threading.Event()
+    lookups = []
+
+    def hanging(host: str, port: int) -> list:
+        lookups.append(host)
+        if host == "slow-dns.test":
+            release.wait(30)
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    with Transport(allowed_networks=LOOPBACK, resolver=hanging) as transport:
+        try:
+            slow = post(f"http://slow-dns.test:{receiver.port}/hook")
+            outcome = transport.send(slow, timeout=0.5)
+            assert not release.is_set()  # the send came back while the lookup still hung
+            assert outcome.error_code == "timeout"
+            assert outcome.status_code is None
+            fine = transport.send(post(f"http://fast-dns.test:{receiver.port}/hook"), timeout=5)
+            assert fine.delivered
+        finally:
+            release.set()
+    assert lookups == ["slow-dns.test", "fast-dns.test"]
+    assert len(receiver.log) == 1  # only the second send reached it
+
+
 def test_a_closed_transport_refuses_to_send():
     transport = Transport(allowed_networks=LOOPBACK)
     transport.close()
