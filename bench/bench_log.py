@@ -7,31 +7,27 @@ a bare ``SELECT id FROM notifications ORDER BY id DESC LIMIT 50``. Prints each q
 (EXPLAIN) so the index used is visible. Target: each page ≤ 50 ms.
 
 Run: ``.venv/bin/python bench/bench_log.py [--rows N] [--sqlite-only]``; PostgreSQL runs
-where ``HOOKCAST_BENCH_POSTGRES_URL`` or ``HOOKCAST_TEST_POSTGRES_URL`` is set (a scratch
-database is created and dropped).
+where ``HOOKCAST_BENCH_POSTGRES_URL`` or ``HOOKCAST_TEST_POSTGRES_URL`` is set. Each run
+uses a scratch database (bench/scratch.py), dropped afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import make_url
+from scratch import database_kinds, scratch_database  # bench/scratch.py
+from sqlalchemy import event, text
 
 from engine import crypto
 from engine.ids import ulid_floor
-from engine.store import Database, accounts, migrate
+from engine.store import Database, accounts
 from engine.store.log import LogFilter, list_notifications
 from engine.store.log_stats import campaign_stats
 from engine.store.models import Campaign
@@ -162,7 +158,6 @@ def explain(database: Database, action: Callable[[Any], Any]) -> str:
 def run(label: str, url: str, count: int) -> None:
     print(f"\n== {label}")
     database = Database(url)
-    migrate.upgrade(database)
     workspace_id, campaign_ids = seed(database, count)
     with database.session() as session:
         middle = (
@@ -231,24 +226,12 @@ def main() -> None:
     parser.add_argument("--sqlite-only", action="store_true")
     args = parser.parse_args()
     crypto.configure_encryption(crypto.generate_key())
-    with tempfile.TemporaryDirectory() as tmp:
-        run("SQLite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}", args.rows)
-    pg_url = os.environ.get("HOOKCAST_BENCH_POSTGRES_URL") or os.environ.get(
-        "HOOKCAST_TEST_POSTGRES_URL"
-    )
-    if pg_url and not args.sqlite_only:
-        admin_url = make_url(pg_url)
-        name = f"hookcast_bench_log_{uuid.uuid4().hex[:6]}"
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            run("PostgreSQL", admin_url.set(database=name).render_as_string(False), args.rows)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
+    labels = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+    for kind in database_kinds():
+        if kind == "postgresql" and args.sqlite_only:
+            continue
+        with scratch_database(kind) as url:
+            run(labels[kind], url, args.rows)
 
 if __name__ == "__main__":
     main()
