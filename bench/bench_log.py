@@ -181,6 +181,7 @@ def run(label: str, url: str, count: int) -> None:
         ("status=failed", LogFilter(status="failed"), None),
         ("status=failed & campaign", LogFilter(status="failed", campaign_id=campaign_ids[3]), None),
         ("contact=lead-42", LogFilter(contact="lead-42"), None),
+        ("test sends only (0.1%)", LogFilter(test=True), None),
         (
             "event & last 24 h",
             LogFilter(event="lead.update", since=datetime.now(UTC) - timedelta(hours=24)),

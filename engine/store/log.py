@@ -103,7 +103,7 @@ def apply_filter(query: Select[Any], workspace_id: str, filters: LogFilter) -> S
         query = query.where(Notification.contact_external_id == filters.contact)
     if filters.event is not None:
         query = query.where(Notification.event_name == filters.event)
-    if filters.test is not None:
+    if filters.test is not None:  # IS true / IS 1: ix_notifications_log_test's predicate
         query = query.where(Notification.test.is_(filters.test))
     if filters.since is not None:
         query = query.where(Notification.id >= id_floor(filters.since))

@@ -220,6 +220,13 @@ class Notification(Base):
         Index("ix_notifications_log_status", "workspace_id", "status", "id"),
         Index("ix_notifications_log_contact", "workspace_id", "contact_external_id", "id"),
         Index("ix_notifications_log_event", "workspace_id", "event_name", "id"),
+        Index(  # test sends are rare: the log's "test only" filter must not scan the rest
+            "ix_notifications_log_test",
+            "workspace_id",
+            "id",
+            postgresql_where=text("test IS true"),  # as the log query spells it, so the
+            sqlite_where=text("test IS 1"),  # planner matches the partial index
+        ),
         Index("ix_notifications_campaign_status", "campaign_id", "status"),
         Index("ix_notifications_cap", "campaign_id", "contact_id", "created_at"),
         Index("ix_notifications_created", "created_at"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from engine.manual_retry import retry_notification, run_bulk_retry
 from engine.netguard import parse_networks
@@ -89,6 +89,26 @@ def test_filters(db, workspace, seeded, filters, expected):
     got = _ids(db, workspace.id, filters(seeded), limit=100)
     want = [nid for i, nid in reversed(list(enumerate(seeded["ids"]))) if expected(i)]
     assert got == want
+
+
+def test_the_test_sends_filter_reads_its_partial_index(db, workspace, seeded):
+    """Test sends are rare, so "test only" must not scan the workspace's log: the query
+    spells the condition as the partial index's predicate, and the planner uses it."""
+    assert _ids(db, workspace.id, LogFilter(test=True)) == [seeded["ids"][7]]
+    with db.session() as s:
+        query = log_store.apply_filter(
+            select(Notification.id), workspace.id, LogFilter(test=True)
+        ).order_by(Notification.id.desc())
+        if db.is_postgres:
+            s.execute(text("SET LOCAL enable_seqscan = off"))  # a 31-row table: scan is cheaper
+            plan = s.execute(text("EXPLAIN " + _literal_sql(db, query))).scalars().all()
+        else:
+            plan = [r[-1] for r in s.execute(text("EXPLAIN QUERY PLAN " + _literal_sql(db, query)))]
+    assert any("ix_notifications_log_test" in line for line in plan), plan
+
+
+def _literal_sql(db: Database, query) -> str:
+    return str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
 
 
 def test_unknown_status_is_refused():
