@@ -26,14 +26,19 @@ def list_campaigns_page(
     *,
     limit: int,
     before_id: str | None = None,
+    after_id: str | None = None,
     status: str | None = None,
 ) -> list[Campaign]:
-    """Newest first, keyset-paginated on the id (ids sort by creation time)."""
+    """Newest first, keyset-paginated on the id (ids sort by creation time): the ``limit``
+    older than ``before_id``, or the ``limit`` just newer than ``after_id``."""
     query = select(Campaign).where(Campaign.workspace_id == workspace_id)
-    if before_id:
-        query = query.where(Campaign.id < before_id)
     if status:
         query = query.where(Campaign.status == status)
+    if after_id:
+        query = query.where(Campaign.id > after_id).order_by(Campaign.id).limit(limit)
+        return list(reversed(session.scalars(query).all()))
+    if before_id:
+        query = query.where(Campaign.id < before_id)
     return list(session.scalars(query.order_by(Campaign.id.desc()).limit(limit)))
 
 

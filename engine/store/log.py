@@ -120,9 +120,14 @@ def list_notifications(
     *,
     limit: int = 50,
     before_id: str | None = None,
+    after_id: str | None = None,
 ) -> list[Notification]:
-    """One page of the log, newest first; pass the last id of a page as ``before_id``."""
+    """One page of the log, newest first; pass the last id of a page as ``before_id`` for
+    the next older one, or the first id as ``after_id`` for the ``limit`` just newer."""
     query = apply_filter(select(Notification), workspace_id, filters)
+    if after_id is not None:
+        query = query.where(Notification.id > after_id).order_by(Notification.id).limit(limit)
+        return list(reversed(session.scalars(query).all()))
     if before_id is not None:
         query = query.where(Notification.id < before_id)
     return list(session.scalars(query.order_by(Notification.id.desc()).limit(limit)))

@@ -92,15 +92,25 @@ def test_campaign_list_pages_newest_first_with_older_and_newest_links(
         for number in range(total):
             campaign_service.create_campaign(session, workspace.id, {"name": f"Campaign {number}"})
     first = logged_in.get("/campaigns").get_data(as_text=True)
-    assert _link(first, "newest-campaigns") is None
+    assert _link(first, "newest-campaigns") is None and _link(first, "newer-campaigns") is None
     pages = [_listed_campaign_ids(first)]
+    visited = [first]
     older = _link(first, "older-campaigns")
     while older:
         page = logged_in.get(older).get_data(as_text=True)
         pages.append(_listed_campaign_ids(page))
+        visited.append(page)
         assert logged_in.get(_link(page, "newest-campaigns")).get_data(as_text=True) == first
         older = _link(page, "older-campaigns")
     assert [len(ids) for ids in pages] == [PAGE_SIZE, PAGE_SIZE, 7]
+    # "Newer" steps back the way "Older" came, page by page, to the newest page itself.
+    newer = _link(visited[-1], "newer-campaigns")
+    assert _listed_campaign_ids(logged_in.get(newer).get_data(as_text=True)) == pages[1]
+    middle = logged_in.get(newer).get_data(as_text=True)
+    back_on_top = logged_in.get(_link(middle, "newer-campaigns")).get_data(as_text=True)
+    assert _listed_campaign_ids(back_on_top) == pages[0]
+    assert _link(back_on_top, "newer-campaigns") is None
+    assert _link(back_on_top, "older-campaigns") == _link(first, "older-campaigns")
     listed = [campaign_id for ids in pages for campaign_id in ids]
     assert len(set(listed)) == total
     assert listed == sorted(listed, reverse=True)

@@ -55,6 +55,10 @@ def test_table_filters_and_older_link(logged_in, db, campaign):
     older = re.search(r'href="([^"]+)">Older</a>', page).group(1).replace("&amp;", "&")
     second = text(logged_in.get(older))
     assert second.count('<tr data-id="') == 5 and ids[0] in second
+    newer = re.search(r'href="([^"]+)">Newer</a>', second).group(1).replace("&amp;", "&")
+    back = text(logged_in.get(newer))  # the newest page again: a full one, no "Newer"
+    assert re.findall(r'<tr data-id="([^"]+)"', back) == ids[:4:-1]
+    assert ">Newer</a>" not in back and ">Older</a>" in back
     filtered = text(
         logged_in.get(
             f"/notifications?status=failed&contact=lead-3&test=false&campaign_id={campaign.id}"

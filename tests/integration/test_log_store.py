@@ -125,6 +125,12 @@ def test_pagination_is_stable_while_new_rows_arrive(db, workspace, seeded):
     second = _ids(db, workspace.id, limit=10, before_id=first[-1])
     third = _ids(db, workspace.id, limit=20, before_id=second[-1])
     assert first + second + third == list(reversed(seeded["ids"]))
+    # Stepping back newer from a page gives the one before it, filters applied, newest first.
+    assert _ids(db, workspace.id, limit=10, after_id=third[0]) == second
+    failed = [i for n, i in enumerate(seeded["ids"]) if n % 3 == 1]
+    assert _ids(db, workspace.id, LogFilter(status="failed"), limit=2, after_id=failed[3]) == [
+        failed[5], failed[4]
+    ]
 
 
 def test_detail_has_attempts_in_order(db, workspace):

@@ -7,6 +7,7 @@ Every change calls ``require_role("editor")``; another workspace's campaign is a
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
@@ -30,6 +31,7 @@ from web.builder.editing import (
     timezone_names,
 )
 from web.database import get_session
+from web.paging import keyset_page
 from web.schemas.campaign import CampaignSchema, campaign_to_json
 
 LIFECYCLE = {
@@ -67,14 +69,15 @@ def _pop_secret_to_reveal(campaign_id: str) -> str | None:
 @bp.get("/campaigns")
 @login_required
 def campaigns() -> str:
-    """Newest first, a page at a time: ``?before=<id>`` is the last id of the page before."""
+    """Newest first, a page at a time (``?before=`` / ``?after=``, see web.paging)."""
     db = get_session()
-    before = request.args.get("before") or None
-    rows = campaign_store.list_campaigns_page(
-        db, g.workspace.id, limit=PAGE_SIZE + 1, before_id=before
+    page = keyset_page(
+        partial(campaign_store.list_campaigns_page, db, g.workspace.id),
+        size=PAGE_SIZE,
+        before=request.args.get("before") or None,
+        after=request.args.get("after") or None,
     )
-    older = rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None
-    rows = rows[:PAGE_SIZE]
+    rows = page.rows
     since = datetime.now(UTC) - timedelta(hours=24)
     counts = builder_lookups.delivery_counts_since(db, g.workspace.id, since)
     items = []
@@ -93,8 +96,7 @@ def campaigns() -> str:
             }
         )
     return render_template(
-        "builder/campaigns.html", campaigns=items, older=older, paged=before is not None
-    )
+        "builder/campaigns.html", campaigns=items, page=page)
 
 
 @bp.get("/campaigns/new")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
@@ -21,6 +22,7 @@ from web.auth import login_required, require_role
 from web.database import get_database, get_session
 from web.log import bp
 from web.log.explanations import explain, explain_reason
+from web.paging import keyset_page
 from web.schemas.notification import bulk_job_to_json, filter_from_args
 
 PAGE_SIZE = 50
@@ -55,12 +57,13 @@ def notifications() -> str:
     session = get_session()
     args = _filter_args()
     filters, errors = _parse_filters(args)
-    before = request.args.get("before") or None
-    rows = log_store.list_notifications(
-        session, g.workspace.id, filters, limit=PAGE_SIZE + 1, before_id=before
+    page = keyset_page(
+        partial(log_store.list_notifications, session, g.workspace.id, filters),
+        size=PAGE_SIZE,
+        before=request.args.get("before") or None,
+        after=request.args.get("after") or None,
     )
-    older = rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None
-    rows = rows[:PAGE_SIZE]
+    rows = page.rows
     return render_template(
         "log/notifications.html",
         rows=rows,
@@ -69,8 +72,7 @@ def notifications() -> str:
         statuses=NOTIFICATION_STATUSES,
         args=args,
         errors=errors,
-        older=older,
-        paged=before is not None,
+        page=page,
         explain=explain,
     )
 
