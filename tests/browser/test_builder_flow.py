@@ -246,3 +246,76 @@ def test_editor_fits_a_phone_and_shows_errors_beside_fields(
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"the page scrolls sideways by {overflow}px at phone width"
     assert problems == []
+
+
+def test_none_of_groups_are_edited_like_all_and_any(
+    live_server: LiveServer, browser_page: Page
+) -> None:
+    """{"not": {"any": [...]}} opens as a "none" group whose rows can be edited; a new group
+    set to "none" saves as one; a `not` the builder has no shape for stays verbatim."""
+    plan_is_pro = {"field": "contact.plan", "op": "eq", "value": "pro"}
+    not_all = {"not": {"all": [{"field": "contact.vip", "op": "eq", "value": True}]}}
+    status, campaign = live_server.api(
+        "POST",
+        "/campaigns",
+        {
+            "name": "None of",
+            "webhook": {"url": "http://127.0.0.1:9/hook", "body": {"mode": "default"}},
+            "trigger": {
+                "type": "event",
+                "events": ["lead.created"],
+                "conditions": {
+                    "all": [
+                        plan_is_pro,
+                        {"not": {"any": [{"field": "contact.country", "op": "eq", "value": "FR"}]}},
+                        not_all,
+                    ]
+                },
+            },
+        },
+    )
+    assert status == 201, campaign
+    page = browser_page
+    problems = _watch_console(page)
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/campaigns/{campaign['id']}")
+    root = page.locator('[data-conditions][data-loc="trigger.conditions"] > [data-cond-group]')
+    nested = root.locator(":scope > [data-cond-children] > [data-cond-group]")
+    expect(nested).to_have_count(1)
+    expect(nested.locator(":scope > .cond-head [data-cond-join]")).to_have_value("none")
+    expect(root.locator(":scope > [data-cond-children] > [data-cond-raw]")).to_have_count(1)
+
+    # Edit the existing "none" group's row, then add a second "none" group with one row.
+    nested.locator("[data-cond-value]").fill("FR, DE")
+    nested.locator("[data-cond-op]").select_option("in")
+    root.locator(":scope > .cond-head [data-cond-add=group]").click()
+    added = root.locator(":scope > [data-cond-children] > [data-cond-group]").last
+    added.locator(":scope > .cond-head [data-cond-join]").select_option("none")
+    added.locator(":scope > .cond-head [data-cond-add=leaf]").click()
+    leaf = added.locator("[data-cond-leaf]")
+    leaf.locator("[data-cond-field]").fill("contact.email")
+    leaf.locator("[data-cond-op]").select_option("ends_with")
+    leaf.locator("[data-cond-value]").fill("@example.com")
+    page.get_by_test_id("save").click()
+    expect(page.locator("[data-save-state]")).to_have_text("Saved")
+
+    email_at_example = {"field": "contact.email", "op": "ends_with", "value": "@example.com"}
+    status, saved = live_server.api("GET", f"/campaigns/{campaign['id']}")
+    assert status == 200, saved
+    assert saved["trigger"]["conditions"] == {
+        "all": [
+            plan_is_pro,
+            {"not": {"any": [{"field": "contact.country", "op": "in", "value": ["FR", "DE"]}]}},
+            not_all,
+            {"not": {"any": [email_at_example]}},
+        ]
+    }
+    page.reload()
+    groups = page.locator(
+        '[data-conditions][data-loc="trigger.conditions"] > [data-cond-group]'
+        " > [data-cond-children] > [data-cond-group] > .cond-head [data-cond-join]"
+    )
+    expect(groups).to_have_count(2)
+    expect(groups.first).to_have_value("none")
+    expect(groups.last).to_have_value("none")
+    assert problems == []

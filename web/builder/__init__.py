@@ -30,8 +30,9 @@ def healthz() -> dict[str, Any]:
 def init_app(app: Flask) -> None:
     # Importing the modules registers their routes on bp.
     from web.builder import campaign_json, campaigns, settings, templates_pages  # noqa: F401
-    from web.builder.editing import condition_value_text
+    from web.builder.editing import condition_value_text, none_group
 
     app.register_blueprint(bp)
     app.add_template_filter(condition_value_text)
+    app.add_template_test(none_group)
 

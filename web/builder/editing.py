@@ -188,6 +188,13 @@ def preview_request(
     return {"request": rendered.masked(), "warnings": channel_warnings(channel)}
 
 
+def none_group(node: Any) -> bool:
+    """A ``not`` the condition builder edits as a "none of these" group:
+    ``{"not": {"any": [...]}}``, or ``{"not": <condition>}`` (none of that one)."""
+    inner = node.get("not") if isinstance(node, dict) else None
+    return isinstance(inner, dict) and (isinstance(inner.get("any"), list) or "field" in inner)
+
+
 def condition_value_text(value: Any) -> str:
     """A condition value as the builder's value box shows it (lists comma-separated).
 

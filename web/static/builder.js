@@ -133,11 +133,14 @@
   }
 
   function collectGroup(group, path) {
-    const join = $(":scope > .cond-head [data-cond-join]", group).value;
+    // "none of these" is stored as {"not": {"any": [...]}}.
+    const choice = $(":scope > .cond-head [data-cond-join]", group).value;
+    const join = choice === "none" ? "any" : choice;
+    const base = choice === "none" ? `${path}.not` : path;
     const items = [];
     group.dataset.loc = path;
     for (const child of $(":scope > [data-cond-children]", group).children) {
-      const at = `${path}.${join}[${items.length}]`;
+      const at = `${base}.${join}[${items.length}]`;
       if (child.matches("[data-cond-group]")) {
         items.push(collectGroup(child, at));
       } else if (child.matches("[data-cond-leaf]")) {
@@ -157,14 +160,14 @@
         items.push(JSON.parse($("[data-cond-raw-json]", child).value));
       }
     }
-    return { [join]: items };
+    return choice === "none" ? { not: { any: items } } : { [join]: items };
   }
 
   function collectConditions(loc) {
     const container = $(`[data-conditions][data-loc="${loc}"]`);
     if (!container) return undefined;
     const tree = collectGroup($(":scope > [data-cond-group]", container), loc);
-    return (tree.all || tree.any).length ? tree : undefined;
+    return (tree.not ? tree.not.any : tree.all || tree.any).length ? tree : undefined;
   }
 
   // ---------------------------------------------------------------- reading the form into JSON
