@@ -28,7 +28,7 @@ from engine import rules
 from engine.ids import new_id
 from engine.materialize import CampaignMaterializer, MaterializedBatch
 from engine.render import RenderSettings
-from engine.store import accounts
+from engine.store import Database, accounts
 from engine.store import campaigns as campaign_store
 from engine.store import events as event_store
 from engine.store.models import Campaign
@@ -102,6 +102,32 @@ def _merge_attributes(stored: dict[str, Any], given: Mapping[str, Any] | None) -
     return merged
 
 
+@dataclass
+class _Basis:
+    """What a plan was computed from: checked again under the write lock before the plan
+    is written by :func:`ingest_with_short_write_lock`."""
+
+    client_ids: list[str]
+    seen: dict[str, str]
+    external_ids: list[str]
+    known: dict[str, tuple[str, dict[str, Any]]]
+    cap_contacts: list[str] = field(default_factory=list)
+    cap_counts: dict[str, tuple[datetime, dict[str, int]]] = field(default_factory=dict)
+
+
+@dataclass
+class _Plan:
+    """Everything one batch writes, and the results it answers."""
+
+    results: list[IngestResult]
+    new_contacts: list[dict[str, Any]]
+    changed: dict[str, dict[str, Any]]
+    event_rows: list[dict[str, Any]]
+    batch: MaterializedBatch
+    basis: _Basis
+    now: datetime
+
+
 def ingest_events(
     session: Session,
     workspace_id: str,
@@ -111,13 +137,24 @@ def ingest_events(
     now: datetime | None = None,
 ) -> list[IngestResult]:
     """Accept a batch of validated events; returns one result per event, in order."""
-    now = now or utcnow()
-    seen = event_store.existing_client_ids(
-        session, workspace_id, [e.client_id for e in events if e.client_id]
-    )
-    known = event_store.contacts_by_external_id(
-        session, workspace_id, [e.external_id for e in events]
-    )
+    plan = _plan(session, workspace_id, events, settings, now or utcnow())
+    _write(session, plan)
+    return plan.results
+
+
+def _plan(
+    session: Session,
+    workspace_id: str,
+    events: Sequence[IncomingEvent],
+    settings: RenderSettings,
+    now: datetime,
+) -> _Plan:
+    """Read what the batch depends on, then decide and render everything it writes."""
+    client_ids = [e.client_id for e in events if e.client_id]
+    external_ids = [e.external_id for e in events]
+    seen = event_store.existing_client_ids(session, workspace_id, client_ids)
+    known = event_store.contacts_by_external_id(session, workspace_id, external_ids)
+    basis = _Basis(client_ids, dict(seen), external_ids, dict(known))
     new_contacts: dict[str, dict[str, Any]] = {}
     changed: dict[str, dict[str, Any]] = {}
     results: list[IngestResult] = []
@@ -154,15 +191,33 @@ def ingest_events(
             "properties": dict(event.properties or {}),
             "occurred_at": event.occurred_at or now, "received_at": now,
         })
-    event_store.insert_contacts(session, list(new_contacts.values()))
-    event_store.update_contact_attributes(session, changed, now)
-    event_store.insert_events(session, event_rows)
+    batch = MaterializedBatch()
     if accepted:
-        batch = _notify_matching_campaigns(session, workspace_id, accepted, settings, now)
-        event_store.insert_notifications(session, batch.notifications, batch.attempts)
-        if batch.pending:
-            announce_new_notifications(session)
-    return results
+        batch = _notify_matching_campaigns(session, workspace_id, accepted, settings, now, basis)
+    return _Plan(results, list(new_contacts.values()), changed, event_rows, batch, basis, now)
+
+
+def _write(session: Session, plan: _Plan) -> None:
+    event_store.insert_contacts(session, plan.new_contacts)
+    event_store.update_contact_attributes(session, plan.changed, plan.now)
+    event_store.insert_events(session, plan.event_rows)
+    if plan.batch.notifications:
+        event_store.insert_notifications(session, plan.batch.notifications, plan.batch.attempts)
+    if plan.batch.pending:
+        announce_new_notifications(session)
+
+
+def _basis_holds(session: Session, workspace_id: str, basis: _Basis) -> bool:
+    """Whether everything the plan read still reads the same (under the write lock)."""
+    if event_store.existing_client_ids(session, workspace_id, basis.client_ids) != basis.seen:
+        return False
+    known = event_store.contacts_by_external_id(session, workspace_id, basis.external_ids)
+    if known != basis.known:
+        return False
+    return all(
+        event_store.recent_notification_counts(session, cid, basis.cap_contacts, since) == counts
+        for cid, (since, counts) in basis.cap_counts.items()
+    )
 
 
 #: A concurrent request may create the same contact or client id between our read and write.
@@ -195,12 +250,44 @@ def ingest_and_commit(
     raise IngestConflict("conflicting concurrent writes; send the events again")
 
 
+def ingest_with_short_write_lock(
+    database: Database,
+    workspace_id: str,
+    events: Sequence[IncomingEvent],
+    *,
+    settings: RenderSettings,
+) -> list[IngestResult]:
+    """``ingest_and_commit`` for SQLite, whose one writer at a time would otherwise wait
+    while this batch is matched and rendered (most of its time).
+
+    The batch is planned in a read transaction; the write transaction then checks that
+    what the plan read still holds (client ids seen, the contacts' stored attributes,
+    frequency-cap counts) and writes it, or, when another writer changed any of it in
+    between, plans the batch again under the lock as ``ingest_and_commit`` does. Campaign
+    changes in between count as having come after the events (a campaign deleted
+    meanwhile fails the write and takes the second way too).
+    """
+    with database.session() as reader:
+        plan = _plan(reader, workspace_id, events, settings, utcnow())
+    with database.session(write=True) as session:
+        try:
+            if _basis_holds(session, workspace_id, plan.basis):
+                _write(session, plan)
+                session.commit()
+                return plan.results
+        except IntegrityError:
+            pass
+        session.rollback()
+        return ingest_and_commit(session, workspace_id, events, settings=settings)
+
+
 def _notify_matching_campaigns(
     session: Session,
     workspace_id: str,
     accepted: list[tuple[IncomingEvent, IngestResult, dict[str, Any]]],
     settings: RenderSettings,
     now: datetime,
+    basis: _Basis,
 ) -> MaterializedBatch:
     batch = MaterializedBatch()
     index = _index_cache.index(session, workspace_id)
@@ -218,6 +305,7 @@ def _notify_matching_campaigns(
         for cid, campaign in campaigns.items()
     }
     caps = _CapCounter(session, campaigns, [c["id"] for _, _, c in accepted], now)
+    basis.cap_contacts, basis.cap_counts = caps.contact_ids, caps.read
     for (event, result, contact), matched in zip(accepted, matches, strict=True):
         event_vars = {
             "id": event.client_id or result.id, "name": event.name,
@@ -259,15 +347,19 @@ class _CapCounter:
     ) -> None:
         self._limits: dict[str, int] = {}
         self._counts: dict[str, dict[str, int]] = {}
+        self.contact_ids = contact_ids
+        self.read: dict[str, tuple[datetime, dict[str, int]]] = {}  # as stored, per campaign
         for campaign_id, campaign in campaigns.items():
             cap = campaign.frequency_cap
             if not cap:
                 continue
             self._limits[campaign_id] = int(cap["max"])
             since = now - timedelta(seconds=int(cap["per_seconds"]))
-            self._counts[campaign_id] = event_store.recent_notification_counts(
+            counts = event_store.recent_notification_counts(
                 session, campaign_id, contact_ids, since
             )
+            self.read[campaign_id] = (since, dict(counts))
+            self._counts[campaign_id] = counts
 
     def take(self, campaign_id: str, contact_id: str) -> bool:
         """Count one more message for the contact; True when the cap says skip it."""

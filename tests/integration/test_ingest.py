@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 
+from engine.ingest import IncomingEvent, ingest_with_short_write_lock
 from engine.store.models import Attempt, Campaign, Contact, Event, Notification
 from tests.conftest import ApiClient, make_workspace
+from tests.integration import factories
 from tests.integration.campaign_factories import event_campaign, send_event, webhook
 
 
@@ -244,3 +247,46 @@ def test_concurrent_requests_with_the_same_client_id_store_it_once(
     assert sorted(a["duplicate"] for a in answers) == [False, True, True, True]
     assert len({a["id"] for a in answers}) == 1
     assert _count(db, Event) == 1 and _count(db, Notification) == 1 and _count(db, Contact) == 1
+
+
+@pytest.mark.parametrize("meanwhile", ["contact attributes", "a capped send"])
+def test_a_write_between_planning_and_writing_is_not_lost(
+    api: ApiClient, db: Any, meanwhile: str
+) -> None:
+    """SQLite's ingestion plans a batch before taking the write lock. Another request that
+    writes in between (here: as the planning read transaction hands its connection back)
+    makes the plan stale; the batch is then planned again under the lock, so neither the
+    other request's attributes nor the frequency cap are lost."""
+    event_campaign(api, ["ping"], frequency_cap={"max": 1, "per_seconds": 3600})
+    send_event(api, "hello", "c1", attributes={"plan": "pro"})
+    fired: list[str] = []
+
+    def other_request(*_: Any) -> None:
+        if fired:
+            return
+        fired.append(meanwhile)
+        if meanwhile == "contact attributes":
+            send_event(api, "hello", "c1", attributes={"city": "Cork"})
+        else:
+            send_event(api, "ping", "c1")
+
+    event.listen(db.engine, "checkin", other_request)
+    try:
+        [result] = ingest_with_short_write_lock(
+            db, api.workspace.id,
+            [IncomingEvent(name="ping", external_id="c1", attributes={"score": 3})],
+            settings=factories.TEST_RENDER_SETTINGS,
+        )
+    finally:
+        event.remove(db.engine, "checkin", other_request)
+    assert fired == [meanwhile]
+    with db.session() as session:
+        contact = session.scalar(select(Contact).where(Contact.external_id == "c1"))
+        mine = session.get(Notification, result.notifications[0])
+        assert (mine.status, mine.reason) == (
+            ("skipped", "frequency_capped") if meanwhile == "a capped send" else ("pending", None)
+        )
+    expected = {"plan": "pro", "score": 3}
+    if meanwhile == "contact attributes":
+        expected["city"] = "Cork"
+    assert contact.attributes == expected

@@ -1,4 +1,5 @@
-"""``POST /events``: one event, or ``{"events": [...]}`` (at most 1,000), in one transaction.
+"""``POST /events``: one event, or ``{"events": [...]}`` (at most 1,000), in one transaction
+(on SQLite matched and rendered before it, see ``engine.ingest.ingest_with_short_write_lock``).
 
 Answer: 202 ``{"events": [{"id", "duplicate", "notifications"}]}`` in request order, where
 ``id`` is the stored event's id (for a duplicate: the id stored the first time) and
@@ -22,11 +23,12 @@ from engine.ingest import (
     IncomingEvent,
     IngestConflict,
     ingest_and_commit,
+    ingest_with_short_write_lock,
 )
 from web import render_settings
 from web.api import bp, json_body, workspace_id
 from web.api.errors import ApiError
-from web.database import get_session
+from web.database import get_database, get_session
 from web.schemas.errors import flatten_messages
 from web.schemas.event import load_event
 
@@ -91,10 +93,16 @@ def _parse(body: Any) -> tuple[list[IncomingEvent], bool]:
 @bp.post("/events")
 def post_events() -> tuple[dict[str, Any], int]:
     events, _ = _parse(json_body())
+    database = get_database()
     try:
-        results = ingest_and_commit(
-            get_session(), workspace_id(), events, settings=render_settings()
-        )
+        if database.is_postgres:  # row locks: concurrent batches do not wait on each other
+            results = ingest_and_commit(
+                get_session(), workspace_id(), events, settings=render_settings()
+            )
+        else:  # one writer at a time: match and render before taking the write lock
+            results = ingest_with_short_write_lock(
+                database, workspace_id(), events, settings=render_settings()
+            )
     except IngestConflict as exc:
         raise ApiError(409, str(exc)) from None
     return {
