@@ -18,7 +18,6 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -45,9 +44,9 @@ ERROR_CODES = (
     RESPONSE_TOO_LARGE,
 )
 Resolver = Callable[[str, int], list[IPAddress]]
-#: Threads that run name lookups for new connections (the system resolver cannot be
-#: interrupted; a lookup that outlives its attempt keeps one of them until it returns).
-LOOKUP_THREADS = 8
+#: Name lookups that may be waiting for the resolver at once, across all hosts (each runs on
+#: a thread of its own until the system resolver answers or gives up).
+MAX_PENDING_LOOKUPS = 256
 
 
 class SendRefused(Exception):
@@ -68,23 +67,23 @@ def default_resolver(host: str, port: int) -> list[IPAddress]:
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
+class _Lookup:
+    """One name lookup in progress; every attempt that needs the name waits on it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.addresses: list[IPAddress] = []
+        self.error: BaseException | None = None
+
+
 class Guard:
     """Resolves a host and lets through only addresses the guard allows."""
 
     def __init__(self, allowed_networks: Iterable[IPNetwork], resolver: Resolver) -> None:
         self.allowed_networks = tuple(allowed_networks)
         self.resolver = resolver
-        self._lookups: ThreadPoolExecutor | None = None
+        self._pending: dict[tuple[str, int], _Lookup] = {}
         self._lock = threading.Lock()
-        self._closed = False
-
-    def close(self) -> None:
-        """Stop the lookup threads (lookups still running end on their own)."""
-        with self._lock:
-            self._closed = True
-            lookups, self._lookups = self._lookups, None
-        if lookups is not None:
-            lookups.shutdown(wait=False, cancel_futures=True)
 
     def addresses_for(self, host: str, port: int, *, timeout: float) -> list[IPAddress]:
         """The checked addresses of ``host``, resolved within ``timeout`` seconds."""
@@ -109,26 +108,43 @@ class Guard:
     def _resolve(self, host: str, port: int, timeout: float) -> list[IPAddress]:
         """The resolver's answer, waited for at most ``timeout`` seconds.
 
-        ``getaddrinfo`` cannot be interrupted, so it runs on a lookup thread and the attempt
-        stops waiting at its deadline: a hanging DNS server costs the attempt its timeout,
-        not a sender thread for as long as the resolver hangs.
+        ``getaddrinfo`` cannot be interrupted, so each lookup runs on a daemon thread of its
+        own and the attempt stops waiting at its deadline: a DNS server that never answers
+        costs the attempt its timeout, not a sender thread. Attempts that need a name being
+        looked up share that lookup, so a hanging name holds one thread however many sends
+        it has; and a process can always exit (daemon threads are not waited for).
         """
-        future = self._lookup_pool().submit(self.resolver, host, port)
-        try:
-            return future.result(timeout=max(timeout, 0.0))
-        except TimeoutError as exc:
-            future.cancel()  # not started yet: never run
-            raise SendRefused(TIMEOUT, f"resolving {host} took longer than the timeout") from exc
-        except (OSError, UnicodeError) as exc:
-            raise SendRefused(DNS_ERROR, f"could not resolve {host}: {plain_reason(exc)}") from exc
-
-    def _lookup_pool(self) -> ThreadPoolExecutor:
+        key = (host, port)
         with self._lock:
-            if self._closed:
-                raise SendRefused(CONNECTION_ERROR, "the transport is closed")
-            if self._lookups is None:
-                self._lookups = ThreadPoolExecutor(LOOKUP_THREADS, "hookcast-dns")
-            return self._lookups
+            lookup = self._pending.get(key)
+            if lookup is None:
+                if len(self._pending) >= MAX_PENDING_LOOKUPS:
+                    raise SendRefused(
+                        DNS_ERROR, "too many name lookups are waiting for the resolver"
+                    )
+                lookup = self._pending[key] = _Lookup()
+                threading.Thread(
+                    target=self._look_up, args=(key, lookup), name="hookcast-dns", daemon=True
+                ).start()
+        if not lookup.done.wait(max(timeout, 0.0)):
+            raise SendRefused(TIMEOUT, f"resolving {host} took longer than the timeout")
+        error = lookup.error
+        if isinstance(error, OSError | UnicodeError):
+            raise SendRefused(DNS_ERROR, f"could not resolve {host}: {plain_reason(error)}")
+        if error is not None:
+            raise error  # a resolver bug: reported as unexpected by the transport
+        return lookup.addresses
+
+    def _look_up(self, key: tuple[str, int], lookup: _Lookup) -> None:
+        try:
+            lookup.addresses = list(self.resolver(*key))
+        except Exception as exc:  # handed to every attempt waiting for this lookup
+            lookup.error = exc
+        finally:
+            with self._lock:
+                if self._pending.get(key) is lookup:
+                    del self._pending[key]
+            lookup.done.set()
 
 
 # The attempt being sent on this thread; the connection classes below read it.

@@ -6,8 +6,8 @@ an :class:`AttemptOutcome` with one of the error codes of SPEC §5. Decisions:
 - **Deadline.** ``timeout`` is one wall-clock budget for resolving the connection,
   connecting, TLS, sending and reading the status line and headers. A watchdog thread shuts
   the socket down when it runs out, so a server that trickles bytes cannot stretch it.
-  Name lookups run on a few lookup threads (``getaddrinfo`` cannot be interrupted); the
-  attempt stops waiting for one at its deadline.
+  Name lookups run on threads of their own (``getaddrinfo`` cannot be interrupted), shared
+  by the attempts that need the same name; an attempt stops waiting at its deadline.
 - **Success** is a 2xx status line and headers within the deadline. The body is then read
   up to ``max_response_bytes`` while time remains; a longer body, or one cut off by the
   deadline or a dropped connection, is kept in part and flagged ``response_truncated`` —
@@ -174,7 +174,6 @@ class Transport:
         for session in sessions:
             session.close()
         self._watch.stop()
-        self._guard.close()
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)

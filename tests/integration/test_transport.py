@@ -718,8 +718,9 @@ def test_resolver_with_no_answer_is_a_dns_error():
 
 
 def test_a_hanging_name_lookup_costs_the_attempt_its_timeout_not_the_thread(receiver):
-    """getaddrinfo cannot be interrupted: the attempt stops waiting for it at its deadline
-    (a timeout), while the lookup is left to finish on its own; the next send works."""
+    """getaddrinfo cannot be interrupted: an attempt stops waiting for it at its deadline
+    (a timeout), while the lookup is left to finish on its own, shared by every attempt
+    that needs the name; other names are looked up meanwhile."""
     receiver.expect_request("/hook").respond_with_data("ok")
     release = threading.Event()
     lookups = []
@@ -733,16 +734,25 @@ def test_a_hanging_name_lookup_costs_the_attempt_its_timeout_not_the_thread(rece
     with Transport(allowed_networks=LOOPBACK, resolver=hanging) as transport:
         try:
             slow = post(f"http://slow-dns.test:{receiver.port}/hook")
-            outcome = transport.send(slow, timeout=0.5)
-            assert not release.is_set()  # the send came back while the lookup still hung
-            assert outcome.error_code == "timeout"
-            assert outcome.status_code is None
+            outcomes = []
+            senders = [
+                threading.Thread(target=lambda: outcomes.append(transport.send(slow, timeout=0.5)))
+                for _ in range(12)  # more sends of the hanging name than any pool would hold
+            ]
+            for sender in senders:
+                sender.start()
+            for sender in senders:
+                sender.join()
+            assert not release.is_set()  # the sends came back while the lookup still hung
+            assert [o.error_code for o in outcomes] == ["timeout"] * 12
+            assert all(o.status_code is None for o in outcomes)
             fine = transport.send(post(f"http://fast-dns.test:{receiver.port}/hook"), timeout=5)
             assert fine.delivered
         finally:
             release.set()
+    # One lookup of the hanging name, shared by its twelve sends; the other name not held up.
     assert lookups == ["slow-dns.test", "fast-dns.test"]
-    assert len(receiver.log) == 1  # only the second send reached it
+    assert len(receiver.log) == 1  # only the last send reached it
 
 
 def test_a_closed_transport_refuses_to_send():
