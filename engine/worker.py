@@ -149,9 +149,10 @@ class SendQueue:
         Only sender threads call this, each calling :meth:`take` next."""
         with self._cond:
             state = self._hosts.get(item.endpoint_host)
+            now = time.monotonic()
+            cap_before = self._cap(state, now) if state is not None else 0
             if state is not None and state.in_flight.pop(item.id, None) is not None:
                 self._in_flight -= 1
-                was_slow, was_quick = state.slow, self._quick(state)
                 if sent:
                     slow = record is None or (
                         record.error_code in ("timeout", "connection_error")
@@ -163,8 +164,9 @@ class SendQueue:
                     del self._hosts[item.endpoint_host]  # nothing worth remembering
                 elif len(self._hosts) > MAX_TRACKED_HOSTS:
                     self._forget_idle_hosts()
-                if (was_slow and not state.slow) or (self._quick(state) and not was_quick):
-                    self._cond.notify_all()  # its cap grew: several sends may start
+                grown = self._cap(state, now) - cap_before
+                if grown > 0 and state.queued:
+                    self._cond.notify(grown)  # its cap grew: that many more sends may start
                 # The slot freed here needs no wake-up: the calling sender takes next.
             self._finished.append(_Finished(item, record, sent))
             count = len(self._finished)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -80,3 +82,45 @@ def test_idle_hosts_are_forgotten_past_the_bound_but_slow_ones_are_kept(
     rooms, _ = queue.rooms(time.monotonic())
     assert len(rooms) <= 6
     assert rooms["stalled.example"] == queue.slow_host_cap
+
+
+def test_idle_senders_wake_when_a_long_send_ends_and_the_host_cap_grows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A send in flight for over SLOW_AFTER_SECONDS shrinks its host's cap; when it ends
+    with a quick answer the cap grows back, and waiting senders are woken to use it (not
+    only the sender that finished)."""
+    monkeypatch.setattr(worker, "SLOW_AFTER_SECONDS", 0.2)
+    queue = SendQueue(16, lambda: None)
+    queue.put([claimed("a.example")])
+    long_send = queue.take()
+    assert long_send is not None
+    time.sleep(0.3)  # in flight past SLOW_AFTER_SECONDS: the host now looks stalled
+    queue.put([claimed("a.example") for _ in range(10)])
+    taken: list[ClaimedNotification] = []
+    lock = threading.Lock()
+
+    def sender() -> None:
+        item = queue.take()
+        if item is not None:
+            with lock:
+                taken.append(item)
+
+    senders = [threading.Thread(target=sender, daemon=True) for _ in range(8)]
+    for thread in senders:
+        thread.start()
+    _wait_until(lambda: len(taken) == queue.slow_host_cap - 1)
+    time.sleep(0.1)
+    assert len(taken) == queue.slow_host_cap - 1  # capped: the others wait
+    queue.done(long_send, finished(long_send), sent=True)
+    assert queue.take() is not None  # as a sender does after done(): the freed slot is its
+    _wait_until(lambda: len(taken) == queue.host_cap - 1)  # and the waiting ones fill the rest
+    assert queue.in_flight == queue.host_cap
+    queue.close()
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
