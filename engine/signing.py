@@ -31,10 +31,17 @@ def generate_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(key).decode("ascii")
 
 
+#: The longest base64 a key of MAX_KEY_BYTES can be written as (with padding).
+_MAX_ENCODED_CHARS = 4 * -(-MAX_KEY_BYTES // 3)
+
+
 def _secret_key(secret: str) -> bytes | None:
     if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
         return None
-    return _decode_key(secret[len(SECRET_PREFIX) :])
+    encoded = secret[len(SECRET_PREFIX) :]
+    if len(encoded) > _MAX_ENCODED_CHARS:
+        return None  # too long to be a key: not decoded, and not kept in the cache
+    return _decode_key(encoded)
 
 
 @lru_cache(maxsize=1024)  # every attempt signs: decode each campaign's key once

@@ -116,6 +116,16 @@ def test_is_valid_secret(secret, valid):
     assert is_valid_secret(secret) is valid
 
 
+def test_overlong_secrets_are_refused_without_being_decoded_or_cached():
+    """Decoded keys are cached (every attempt signs); what an editor types that is longer
+    than any key must not fill that cache."""
+    from engine import signing
+
+    before = signing._decode_key.cache_info().currsize
+    assert is_valid_secret("whsec_" + "A" * 1_000_000) is False
+    assert signing._decode_key.cache_info().currsize == before
+
+
 def test_mask_secret_keeps_only_a_hint():
     secret = generate_secret()
     masked = mask_secret(secret)
