@@ -141,6 +141,27 @@ def test_create_form_validation_and_success(logged_in: FlaskClient, token: str) 
     assert 'data-testid="secret-reveal"' not in again  # ...and only once
 
 
+def test_a_none_of_tree_opens_as_the_root_group_itself(
+    logged_in: FlaskClient, db: Database, workspace: WorkspaceFixture
+) -> None:
+    """A tree that is one "none of" group opens as the root group set to none (not wrapped
+    in an "all" group, which would change its shape on every save)."""
+    none_of = {"not": {"any": [{"field": "contact.plan", "op": "eq", "value": "free"}]}}
+    trigger = {"type": "event", "events": ["x"], "conditions": none_of}
+    with db.transaction() as session:
+        campaign, _ = campaign_service.create_campaign(
+            session, workspace.id, {"name": "Paying", "trigger": trigger}
+        )
+    page = logged_in.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
+    root = page.split('data-loc="trigger.conditions"', 1)[1]
+    root_head = root.split("data-cond-children", 1)[0]
+    assert '<option value="none" selected>' in root_head
+    # Its row comes straight after the root's head, with no group in between.
+    first_group = root.index("data-cond-group")
+    row = root.index('data-cond-field list="field-suggestions" value="contact.plan"')
+    assert "data-cond-group" not in root[first_group + 1 : row]
+
+
 def test_save_returns_located_errors(logged_in: FlaskClient, token: str, campaign_id: str) -> None:
     body = {
         "name": "Lead sync",
