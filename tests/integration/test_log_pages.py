@@ -59,6 +59,9 @@ def test_table_filters_and_older_link(logged_in, db, campaign):
     back = text(logged_in.get(newer))  # the newest page again: a full one, no "Newer"
     assert re.findall(r'<tr data-id="([^"]+)"', back) == ids[:4:-1]
     assert ">Newer</a>" not in back and ">Older</a>" in back
+    past_the_end = text(logged_in.get(f"/notifications?before={ids[0]}"))
+    assert "No older notifications match." in past_the_end
+    assert 'href="/notifications">Newest</a>' in past_the_end  # not a dead end
     filtered = text(
         logged_in.get(
             f"/notifications?status=failed&contact=lead-3&test=false&campaign_id={campaign.id}"
