@@ -95,8 +95,7 @@ def campaigns() -> str:
                 "actions": LIFECYCLE.get(campaign.status, ()),
             }
         )
-    return render_template(
-        "builder/campaigns.html", campaigns=items, page=page)
+    return render_template("builder/campaigns.html", campaigns=items, page=page)
 
 
 @bp.get("/campaigns/new")
