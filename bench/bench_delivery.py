@@ -29,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scratch import database_kinds, scratch_database  # bench/scratch.py
 
 from engine import crypto
-from engine.ingest import IncomingEvent, ingest_and_commit
+from engine.campaigns.ingest import IncomingEvent, ingest_and_commit
+from engine.delivery.transport import Transport
+from engine.delivery.worker import Worker
 from engine.netguard import parse_networks
 from engine.store import Database, accounts
 from engine.store.models import Notification
-from engine.transport import Transport
-from engine.worker import Worker
 from tests.integration import factories
 
 THREADS = int(os.environ.get("BENCH_SENDER_THREADS", "16"))

@@ -97,11 +97,15 @@ class _WriteLockClock:
 
 def bench_api(url: str, batches: int) -> tuple[float, float | None]:
     """Events per second, and on SQLite the write lock's hold per batch (ms)."""
-    app = create_app({
-        "DATABASE_URL": url, "SECRET_KEY": "bench", "REQUIRE_HTTPS": False,
-        "ENCRYPTION_KEY": ENCRYPTION_KEY,
-        "ALLOWED_NETWORKS": "127.0.0.0/8",
-    })
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "SECRET_KEY": "bench",
+            "REQUIRE_HTTPS": False,
+            "ENCRYPTION_KEY": ENCRYPTION_KEY,
+            "ALLOWED_NETWORKS": "127.0.0.0/8",
+        }
+    )
     database: Database = app.extensions["hookcast.db"]
     with database.transaction() as session:
         workspace = accounts.create_workspace(session, "Bench")
@@ -139,7 +143,9 @@ def bench_baseline(url: str, batches: int) -> float:
     with database.transaction() as session:
         workspace = accounts.create_workspace(session, "Baseline")
         campaign = Campaign(
-            workspace_id=workspace.id, name="c", signing_secret="whsec_x",  # noqa: S106
+            workspace_id=workspace.id,
+            name="c",
+            signing_secret="whsec_x",  # noqa: S106
         )
         session.add(campaign)
         session.flush()
@@ -149,18 +155,35 @@ def bench_baseline(url: str, batches: int) -> float:
     for n in range(batches):
         now = utcnow()
         events = [
-            {"id": new_id("evt"), "workspace_id": workspace_id, "client_id": f"x{n}-{i}",
-             "name": "evt.created", "properties": {"amount": i, "currency": "EUR"},
-             "occurred_at": now, "received_at": now}
+            {
+                "id": new_id("evt"),
+                "workspace_id": workspace_id,
+                "client_id": f"x{n}-{i}",
+                "name": "evt.created",
+                "properties": {"amount": i, "currency": "EUR"},
+                "occurred_at": now,
+                "received_at": now,
+            }
             for i in range(BATCH)
         ]
         notifications = [
-            {"id": new_id("msg"), "workspace_id": workspace_id, "campaign_id": campaign_id,
-             "event_id": e["id"], "status": "pending", "next_attempt_at": now,
-             "request": {"method": "POST", "url": "http://127.0.0.1:9/", "headers": [],
-                         "body": '{"a": 1}'},
-             "request_secrets": {"Authorization": "Bearer t0ken"},
-             "created_at": now, "updated_at": now}
+            {
+                "id": new_id("msg"),
+                "workspace_id": workspace_id,
+                "campaign_id": campaign_id,
+                "event_id": e["id"],
+                "status": "pending",
+                "next_attempt_at": now,
+                "request": {
+                    "method": "POST",
+                    "url": "http://127.0.0.1:9/",
+                    "headers": [],
+                    "body": '{"a": 1}',
+                },
+                "request_secrets": {"Authorization": "Bearer t0ken"},
+                "created_at": now,
+                "updated_at": now,
+            }
             for e in events
         ]
         with database.transaction() as session:
@@ -176,9 +199,11 @@ def run(label: str, batches: int) -> None:
         baseline = bench_baseline(url, batches)
     with scratch_database(label) as url:
         api, held = bench_api(url, batches)
-    print(f"{label:10s} api {api:9,.0f} events/s | bare INSERT baseline "
-          f"{baseline:9,.0f} events/s | api/baseline {api / baseline:.2f}"
-          f" | target >= 5,000 events/s: {'met' if api >= 5000 else 'NOT met'}")
+    print(
+        f"{label:10s} api {api:9,.0f} events/s | bare INSERT baseline "
+        f"{baseline:9,.0f} events/s | api/baseline {api / baseline:.2f}"
+        f" | target >= 5,000 events/s: {'met' if api >= 5000 else 'NOT met'}"
+    )
     if held is not None:
         per_batch = BATCH / api * 1000
         print(f"{'':10s} write lock held {held:.0f} ms of each batch's {per_batch:.0f} ms")

@@ -234,5 +234,6 @@ def main() -> None:
         with scratch_database(kind) as url:
             run(labels[kind], url, args.rows)
 
+
 if __name__ == "__main__":
     main()

@@ -2,8 +2,8 @@
 
 Both sides run in this process, side by side:
 
-- engine: ``engine.render.render_request`` (sandbox, cached compiled templates, checks).
-- compiled: ``engine.render.compile_channel`` once, then ``.render`` per row (batches).
+- engine: ``engine.templating.render.render_request`` (sandbox, cached compiled templates, checks).
+- compiled: ``engine.templating.render.compile_channel`` once, then ``.render`` per row (batches).
 - bare: a plain ``jinja2.Environment`` with the same templates compiled once, the same
   source lookups, fallbacks and casts done naively, ``json.dumps`` and base64 — the same
   request with none of the safety.
@@ -22,7 +22,12 @@ from typing import Any
 
 import jinja2
 
-from engine.render import RenderSettings, build_variables, compile_channel, render_request
+from engine.templating.render import (
+    RenderSettings,
+    build_variables,
+    compile_channel,
+    render_request,
+)
 
 CHANNEL: dict[str, Any] = {
     "url": "https://api.example.com/v2/leads/{{ contact.external_id | urlencode }}?src=hookcast",

@@ -3,7 +3,7 @@
 For each database (SQLite always; PostgreSQL when ``HOOKCAST_BENCH_POSTGRES_URL`` or
 ``HOOKCAST_TEST_POSTGRES_URL`` is set), in one run, side by side:
 
-- run: ``engine.schedules.run_due_schedules`` for a daily campaign whose audience
+- run: ``engine.campaigns.schedules.run_due_schedules`` for a daily campaign whose audience
   (``contact.plan in [pro, free]`` and ``contact.score >= 0``, selected in SQL) is every
   contact: claims the fire time, pages contacts by id (1,000 per batch), renders each
   request and bulk-inserts the notifications, batch by batch.
@@ -29,12 +29,12 @@ from scratch import database_kinds, scratch_database  # bench/scratch.py
 from sqlalchemy import insert, select, text
 
 from engine import crypto
+from engine.campaigns.schedules import run_due_schedules
 from engine.ids import new_id
-from engine.render import RenderSettings
-from engine.schedules import run_due_schedules
 from engine.store import Database, accounts, schedule_runs
 from engine.store.models import Campaign, Contact, Notification
 from engine.store.types import utcnow
+from engine.templating.render import RenderSettings
 
 ENCRYPTION_KEY = "wS6bIbJ4pPfvbY0Dp5Jd4aCqJ3kR1Xw2m0V0h0nq0Xs="
 BATCH = 1000
@@ -84,14 +84,21 @@ def _seed(database: Database, contacts: int) -> tuple[str, str]:
     with database.transaction() as session:
         workspace = accounts.create_workspace(session, "Bench")
         campaign = Campaign(
-            workspace_id=workspace.id, name="Daily digest", status="active",
+            workspace_id=workspace.id,
+            name="Daily digest",
+            status="active",
             trigger_type="schedule",
             trigger={"type": "schedule", "cron": "0 9 * * *", "timezone": "UTC"},
-            audience={"conditions": {"all": [
-                {"field": "contact.plan", "op": "in", "value": ["pro", "free"]},
-                {"field": "contact.score", "op": "gte", "value": 0},
-            ]}},
-            channel=CHANNEL, channel_secrets={"token": "t0ken"},
+            audience={
+                "conditions": {
+                    "all": [
+                        {"field": "contact.plan", "op": "in", "value": ["pro", "free"]},
+                        {"field": "contact.score", "op": "gte", "value": 0},
+                    ]
+                }
+            },
+            channel=CHANNEL,
+            channel_secrets={"token": "t0ken"},
             signing_secret="whsec_x",  # noqa: S106 - a placeholder
             activated_at=datetime(2026, 1, 1, 8, 0, tzinfo=UTC),
         )
@@ -100,10 +107,19 @@ def _seed(database: Database, contacts: int) -> tuple[str, str]:
         workspace_id, campaign_id = workspace.id, campaign.id
     for start in range(0, contacts, 10_000):
         rows = [
-            {"id": new_id("con"), "workspace_id": workspace_id, "external_id": f"c{n}",
-             "attributes": {"plan": "pro" if n % 2 else "free", "score": n % 100,
-                            "email": f"user{n}@example.com", "first_name": "Ada"},
-             "created_at": utcnow(), "updated_at": utcnow()}
+            {
+                "id": new_id("con"),
+                "workspace_id": workspace_id,
+                "external_id": f"c{n}",
+                "attributes": {
+                    "plan": "pro" if n % 2 else "free",
+                    "score": n % 100,
+                    "email": f"user{n}@example.com",
+                    "first_name": "Ada",
+                },
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+            }
             for n in range(start, min(start + 10_000, contacts))
         ]
         with database.transaction() as session:
@@ -175,17 +191,29 @@ def bench_run(url: str, contacts: int) -> tuple[float, float, int]:
 def bench_baseline(url: str, contacts: int) -> tuple[float, float, int]:
     workspace_id, campaign_id = _seed_elsewhere(url, contacts)
     database = Database(url)
-    request = {"method": "POST", "url": "https://hooks.example.com/contacts/c1",
-               "headers": [{"name": "Authorization", "value": "Bearer ****"}], "body": "{}"}
+    request = {
+        "method": "POST",
+        "url": "https://hooks.example.com/contacts/c1",
+        "headers": [{"name": "Authorization", "value": "Bearer ****"}],
+        "body": "{}",
+    }
     with PeakRss() as rss:
         started = time.perf_counter()
         for start in range(0, contacts, BATCH):
             now = utcnow()
             rows = [
-                {"id": new_id("msg"), "workspace_id": workspace_id, "campaign_id": campaign_id,
-                 "contact_external_id": f"c{n}", "status": "pending", "next_attempt_at": now,
-                 "request": request, "request_secrets": {"Authorization": "Bearer t0ken"},
-                 "created_at": now, "updated_at": now}
+                {
+                    "id": new_id("msg"),
+                    "workspace_id": workspace_id,
+                    "campaign_id": campaign_id,
+                    "contact_external_id": f"c{n}",
+                    "status": "pending",
+                    "next_attempt_at": now,
+                    "request": request,
+                    "request_secrets": {"Authorization": "Bearer t0ken"},
+                    "created_at": now,
+                    "updated_at": now,
+                }
                 for n in range(start, min(start + BATCH, contacts))
             ]
             with database.transaction() as session:
@@ -202,9 +230,11 @@ def run(label: str, contacts: int) -> None:
             results[kind] = bench(url, contacts)
     (seconds, growth, _), (base_seconds, base_growth, _) = results["run"], results["baseline"]
     verdict = "met" if seconds <= 10 and growth <= 200 else "NOT met"
-    print(f"{label:10s} run {seconds:6.2f} s, peak RSS +{growth:6.1f} MB | bare INSERT "
-          f"{base_seconds:6.2f} s, +{base_growth:5.1f} MB | run/baseline "
-          f"{seconds / base_seconds:.2f}x | targets (<= 10 s, <= 200 MB): {verdict}")
+    print(
+        f"{label:10s} run {seconds:6.2f} s, peak RSS +{growth:6.1f} MB | bare INSERT "
+        f"{base_seconds:6.2f} s, +{base_growth:5.1f} MB | run/baseline "
+        f"{seconds / base_seconds:.2f}x | targets (<= 10 s, <= 200 MB): {verdict}"
+    )
 
 
 def main() -> None:

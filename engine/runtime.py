@@ -3,8 +3,8 @@
 ``hookcast serve`` and ``hookcast worker`` create exactly one ``EngineRuntime``; the web
 app never does, so no forked web worker runs a second scheduler. APScheduler 3 (embedded,
 one per process) drives the timers: a retry's due time (a date job that wakes the
-dispatcher), the safety-net poll, lease recovery, the retention purge and, when the
-campaign engine provides it, the schedule tick. Coordination between processes lives in
+dispatcher), the safety-net poll, lease recovery, the retention purge and the
+schedule tick. Coordination between processes lives in
 the database (leases, ``FOR UPDATE SKIP LOCKED``) and in PostgreSQL ``LISTEN/NOTIFY``.
 """
 
@@ -15,14 +15,15 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from engine import manual_retry
-from engine.outbox_listener import OutboxListener
-from engine.render import RenderSettings
+from engine.campaigns import manual_retry
+from engine.campaigns.schedules import run_due_schedules
+from engine.delivery.outbox_listener import OutboxListener
+from engine.delivery.transport import Transport
+from engine.delivery.worker import Worker
 from engine.settings import EngineSettings
-from engine.store import Database, outbox
+from engine.store import Database, log, outbox
 from engine.store.types import utcnow
-from engine.transport import Transport
-from engine.worker import Worker
+from engine.templating.render import RenderSettings
 
 logger = logging.getLogger(__name__)
 
@@ -70,14 +71,13 @@ class EngineRuntime:
             id="bulk-retry-resume",
             misfire_grace_time=None,
         )
-        if _schedule_runner() is not None:
-            add(
-                self.run_schedules,
-                "interval",
-                seconds=SCHEDULE_TICK_SECONDS,
-                id="schedule-tick",
-                next_run_time=utcnow(),
-            )
+        add(
+            self.run_schedules,
+            "interval",
+            seconds=SCHEDULE_TICK_SECONDS,
+            id="schedule-tick",
+            next_run_time=utcnow(),
+        )
         self.scheduler.start()
         if self.listener is not None:
             self.listener.start()
@@ -111,8 +111,6 @@ class EngineRuntime:
             logger.warning("took back %d sends whose worker stopped mid-send", recovered)
 
     def purge_expired(self) -> None:
-        from engine.store import log
-
         cutoff = utcnow() - timedelta(days=self.settings.retention_days)
         with self.database.session(write=True) as session:
             purged = log.purge_expired(session, cutoff, 500)
@@ -128,15 +126,4 @@ class EngineRuntime:
             logger.info("resumed %d unfinished bulk retry jobs", resumed)
 
     def run_schedules(self) -> None:
-        runner = _schedule_runner()
-        if runner is not None:
-            runner(self.database, self.settings, utcnow())
-
-
-def _schedule_runner():  # type: ignore[no-untyped-def]
-    """``engine.schedules.run_due_schedules`` once the campaign engine provides it."""
-    try:
-        from engine.schedules import run_due_schedules
-    except ImportError:
-        return None
-    return run_due_schedules
+        run_due_schedules(self.database, self.settings, utcnow())

@@ -15,8 +15,8 @@ from typing import Any
 from flask import Flask, current_app
 
 from engine import crypto
-from engine.render import RenderSettings
 from engine.settings import EngineSettings
+from engine.templating.render import RenderSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = REPO_ROOT / "templates"

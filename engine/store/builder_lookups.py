@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.rules_sql import conditions_to_sql
+from engine.rules.sql import conditions_to_sql
 from engine.store.models import Contact, Event, Notification
 
 SAMPLE_ROWS = 500

@@ -30,7 +30,7 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
     try:
-        from engine.rules_sql import register_sqlite_functions
+        from engine.rules.sql import register_sqlite_functions
     except ImportError:  # the rule engine is optional for plain storage
         return
     register_sqlite_functions(dbapi_connection)
@@ -135,8 +135,10 @@ class Database:
         self._writers: _SQLiteWriters | None = None
         if self.dialect == "sqlite":
             database_file = self.url.database
-            in_memory = not database_file or database_file == ":memory:" or (
-                database_file.startswith("file:") and "mode=memory" in database_file
+            in_memory = (
+                not database_file
+                or database_file == ":memory:"
+                or (database_file.startswith("file:") and "mode=memory" in database_file)
             )
             writers = self._writers = _SQLiteWriters(None if in_memory else database_file)
             event.listen(self.engine, "connect", _configure_sqlite)

@@ -70,8 +70,10 @@ def update_contact_attributes(
                 " FROM jsonb_to_recordset(CAST(:changes AS jsonb))"
                 " AS changed (id text, attributes jsonb) WHERE contacts.id = changed.id"
             ).bindparams(bindparam("now", type_=Contact.__table__.c.updated_at.type)),
-            {"changes": json.dumps([{"id": cid, "attributes": a} for cid, a in changes.items()]),
-             "now": now},
+            {
+                "changes": json.dumps([{"id": cid, "attributes": a} for cid, a in changes.items()]),
+                "now": now,
+            },
         )
         return
     dialect = connection.dialect

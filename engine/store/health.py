@@ -11,20 +11,16 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from engine.ids import new_id
+from engine.store.claims import AttemptRecord, SettleSummary
 from engine.store.models import Alert, Campaign, Notification
 from engine.store.wakeups import announce_new_notifications
 
-if TYPE_CHECKING:  # annotations only: outbox imports this module
-    from engine.store.outbox import AttemptRecord, SettleSummary
-
-#: A channel's ``disable_after_failures`` when it sets none.
-DEFAULT_DISABLE_AFTER_FAILURES = 20
 ALERT_THRESHOLDS = (5, 10, 15)
 _RELEASABLE = ("pending", "retrying")
 

@@ -97,7 +97,7 @@ def start_bulk_retry(
 
     An open job for the same filter, or one started in the same short window, is returned
     instead of a new one (``created`` False). The caller commits and then runs the job
-    (``engine.manual_retry.run_bulk_retry``).
+    (``engine.campaigns.manual_retry.run_bulk_retry``).
     """
     prefix = _filter_hash(workspace_id, filters)
     existing = find_open_job(session, workspace_id, prefix, now)

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from engine.ids import new_id
-from engine.rules_sql import conditions_to_sql
+from engine.rules.sql import conditions_to_sql
 from engine.store.models import Campaign, Contact, ScheduleRun
 
 
@@ -29,11 +29,18 @@ def claim_fire_time(
     statement = (
         dialect.insert(ScheduleRun)
         .values(
-            id=new_id("run"), workspace_id=campaign.workspace_id, campaign_id=campaign.id,
-            fire_time=fire_time, status=status, claimed_by=claimed_by, started_at=now,
-            heartbeat_at=now, finished_at=now if status != "running" else None,
+            id=new_id("run"),
+            workspace_id=campaign.workspace_id,
+            campaign_id=campaign.id,
+            fire_time=fire_time,
+            status=status,
+            claimed_by=claimed_by,
+            started_at=now,
+            heartbeat_at=now,
+            finished_at=now if status != "running" else None,
             notification_count=0,
-            skipped_count=0, failed_count=0,
+            skipped_count=0,
+            failed_count=0,
         )
         .on_conflict_do_nothing(index_elements=["campaign_id", "fire_time"])
         .returning(ScheduleRun.id)

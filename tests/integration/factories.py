@@ -3,7 +3,7 @@
 Three kinds of builders:
 
 - rows the delivery path expects (``make_campaign``, ``make_contact``, ``make_notification``,
-  ``make_notifications``): notifications rendered with ``engine.render`` at creation and
+  ``make_notifications``): notifications rendered with ``engine.templating.render`` at creation and
   stored as the data conventions say (masked snapshot + encrypted secret headers, due now);
 - rows the notifications log shows (``make_event``, ``make_recorded_notification``): a
   notification in any status with its attempts, stored as given, with an id whose ULID
@@ -21,15 +21,15 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
-from engine import signing
-from engine.campaigns import channel_with_secrets
+from engine.campaigns.service import channel_with_secrets
+from engine.delivery import signing
 from engine.ids import new_id, new_ulid, ulid_floor
 from engine.netguard import parse_networks
-from engine.render import RenderSettings, build_variables, render_request
 from engine.store import Database
 from engine.store.models import Attempt, Campaign, Contact, Event, Notification
 from engine.store.types import utcnow
 from engine.store.wakeups import announce_new_notifications
+from engine.templating.render import RenderSettings, build_variables, render_request
 
 TEST_RENDER_SETTINGS = RenderSettings(
     require_https=False, allowed_networks=parse_networks("127.0.0.0/8,::1/128")

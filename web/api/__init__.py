@@ -87,9 +87,7 @@ def json_body() -> Any:
     # no database text column holds those: look closer only then, big batches stay cheap.
     suspect = b"\x00" in raw or _SUSPECT_ESCAPE.search(raw)
     if suspect and not _storable_text(document):
-        raise ApiError(
-            422, "text in the body may not contain NUL (\\u0000) or unpaired surrogates"
-        )
+        raise ApiError(422, "text in the body may not contain NUL (\\u0000) or unpaired surrogates")
     return document
 
 

@@ -1,6 +1,6 @@
 """``/campaigns``: create, list, read, PATCH, delete, lifecycle actions, test send, runs.
 
-Views parse with ``web.schemas.campaign``, call ``engine.campaigns`` and serialize with
+Views parse with ``web.schemas.campaign``, call ``engine.campaigns.service`` and serialize with
 ``campaign_to_json`` (secrets masked; the signing secret in full only in the answers of
 create, duplicate and rotate-secret). Lifecycle refusals are 409 (wrong state) or 422
 (incomplete campaign, ``details`` maps each problem's path to its messages).
@@ -12,12 +12,12 @@ from typing import Any
 
 from flask import current_app, request
 
-from engine import campaigns as service
-from engine import test_send as test_sends
+from engine.campaigns import service
+from engine.campaigns import test_send as test_sends
+from engine.delivery.transport import Transport
 from engine.store import campaigns as campaign_store
 from engine.store import templates as template_store
 from engine.store.models import Campaign
-from engine.transport import Transport
 from web import engine_settings, render_settings
 from web.api import bp, json_body, load, page, page_size, workspace_id
 from web.api.errors import ApiError, not_found
@@ -81,8 +81,11 @@ def list_campaigns() -> dict[str, Any]:
     if status is not None and status not in STATUSES:
         raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
     rows = campaign_store.list_campaigns_page(
-        get_session(), workspace_id(), limit=size + 1,
-        before_id=before_id(), status=status,
+        get_session(),
+        workspace_id(),
+        limit=size + 1,
+        before_id=before_id(),
+        status=status,
     )
     return page(rows, size, campaign_to_json, lambda c: {"before": c.id})
 
@@ -169,7 +172,9 @@ def save_as_template(campaign_id: str) -> tuple[dict[str, Any], int]:
     options = _optional_body(CampaignActionSchema())
     campaign = _campaign(campaign_id)
     template = service.save_as_template(
-        get_session(), campaign, name=options.get("name"),
+        get_session(),
+        campaign,
+        name=options.get("name"),
         description=options.get("description", ""),
     )
     get_session().commit()
@@ -181,7 +186,9 @@ def list_runs(campaign_id: str) -> dict[str, Any]:
     campaign = _campaign(campaign_id)
     size = page_size()
     rows = campaign_store.list_runs(
-        get_session(), campaign.id, limit=size + 1,
+        get_session(),
+        campaign.id,
+        limit=size + 1,
         before_id=before_id(),
     )
     return page(rows, size, run_to_json, lambda r: {"before": r.id})
@@ -218,8 +225,13 @@ def run_test_send(workspace: str, campaign: Campaign, data: dict[str, Any]) -> d
     settings = engine_settings(current_app)
     with Transport(allowed_networks=settings.allowed_networks) as transport:
         result = test_sends.send_test(
-            get_database(), workspace, campaign_id, contact=contact, event=event,
-            settings=render_settings(), transport=transport,
+            get_database(),
+            workspace,
+            campaign_id,
+            contact=contact,
+            event=event,
+            settings=render_settings(),
+            transport=transport,
         )
     if result is None:
         raise not_found("campaign", campaign_id)

@@ -1,5 +1,6 @@
 """``POST /events``: one event, or ``{"events": [...]}`` (at most 1,000), in one transaction
-(on SQLite matched and rendered before it, see ``engine.ingest.ingest_with_short_write_lock``).
+(on SQLite matched and rendered before it, see
+``engine.campaigns.ingest.ingest_with_short_write_lock``).
 
 Answer: 202 ``{"events": [{"id", "duplicate", "notifications"}]}`` in request order, where
 ``id`` is the stored event's id (for a duplicate: the id stored the first time) and
@@ -17,7 +18,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from engine.ingest import (
+from engine.campaigns.ingest import (
     MAX_BATCH,
     MAX_EVENT_BYTES,
     IncomingEvent,
@@ -38,12 +39,14 @@ def _parse(body: Any) -> tuple[list[IncomingEvent], bool]:
         raw = body["events"]
         if not isinstance(raw, list) or not raw:
             raise ApiError(
-                422, "events must be a non-empty list",
+                422,
+                "events must be a non-empty list",
                 details={"events": ["must be a non-empty list"]},
             )
         if len(raw) > MAX_BATCH:
             raise ApiError(
-                422, f"at most {MAX_BATCH} events per request, got {len(raw)}",
+                422,
+                f"at most {MAX_BATCH} events per request, got {len(raw)}",
                 details={"events": [f"at most {MAX_BATCH} events"]},
             )
         batch = True

@@ -8,7 +8,7 @@ from typing import Any
 from flask import request
 from sqlalchemy.orm import Session
 
-from engine import manual_retry
+from engine.campaigns import manual_retry
 from engine.store import campaigns as campaign_store
 from engine.store import log as log_store
 from engine.store import log_bulk, log_stats

@@ -100,8 +100,12 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "summary": "This document (served without an API key)",
             "tags": ["meta"],
-            "responses": {"200": {"description": "The OpenAPI document", "content": {
-                "application/json": {"schema": {"type": "object"}}}}},
+            "responses": {
+                "200": {
+                    "description": "The OpenAPI document",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
         }
     },
     "/workspace": {"get": operation("The API key's workspace", {200: "Workspace"}, tag="meta")},
@@ -130,13 +134,23 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     "/contacts/{external_id}": {
-        "get": operation("A contact", {200: "Contact"}, tag="contacts",
-                         parameters=(EXTERNAL_ID,), errors=(404,)),
-        "put": operation("Create or replace a contact's attributes",
-                         {200: "Contact", 201: "Contact"}, tag="contacts", body="ContactWrite",
-                         parameters=(EXTERNAL_ID,)),
-        "delete": operation("Delete a contact", {204: None}, tag="contacts",
-                            parameters=(EXTERNAL_ID,), errors=(404,)),
+        "get": operation(
+            "A contact", {200: "Contact"}, tag="contacts", parameters=(EXTERNAL_ID,), errors=(404,)
+        ),
+        "put": operation(
+            "Create or replace a contact's attributes",
+            {200: "Contact", 201: "Contact"},
+            tag="contacts",
+            body="ContactWrite",
+            parameters=(EXTERNAL_ID,),
+        ),
+        "delete": operation(
+            "Delete a contact",
+            {204: None},
+            tag="contacts",
+            parameters=(EXTERNAL_ID,),
+            errors=(404,),
+        ),
     },
     "/campaigns": {
         "post": operation(
@@ -155,20 +169,38 @@ PATHS: dict[str, dict[str, Any]] = {
             tag="campaigns",
             parameters=(
                 *PAGE,
-                _query("status", {"type": "string", "enum": ["draft", "active", "paused",
-                                                             "archived"]}, "Only this status."),
+                _query(
+                    "status",
+                    {"type": "string", "enum": ["draft", "active", "paused", "archived"]},
+                    "Only this status.",
+                ),
             ),
             errors=(400,),
         ),
     },
     "/campaigns/{campaign_id}": {
-        "get": operation("A campaign", {200: "Campaign"}, tag="campaigns",
-                         parameters=(CAMPAIGN_ID,), errors=(404,)),
-        "patch": operation("Change some fields of a campaign", {200: "Campaign"},
-                           tag="campaigns", body="CampaignPatch", parameters=(CAMPAIGN_ID,),
-                           errors=(404, 409)),
-        "delete": operation("Delete a campaign", {204: None}, tag="campaigns",
-                            parameters=(CAMPAIGN_ID,), errors=(404, 409)),
+        "get": operation(
+            "A campaign",
+            {200: "Campaign"},
+            tag="campaigns",
+            parameters=(CAMPAIGN_ID,),
+            errors=(404,),
+        ),
+        "patch": operation(
+            "Change some fields of a campaign",
+            {200: "Campaign"},
+            tag="campaigns",
+            body="CampaignPatch",
+            parameters=(CAMPAIGN_ID,),
+            errors=(404, 409),
+        ),
+        "delete": operation(
+            "Delete a campaign",
+            {204: None},
+            tag="campaigns",
+            parameters=(CAMPAIGN_ID,),
+            errors=(404, 409),
+        ),
     },
     "/campaigns/{campaign_id}/activate": _lifecycle("Activate (checks the campaign is complete)"),
     "/campaigns/{campaign_id}/pause": _lifecycle("Pause", errors=(404, 409)),
@@ -180,14 +212,26 @@ PATHS: dict[str, dict[str, Any]] = {
         "Re-enable a disabled webhook and release its held notifications", errors=(404,)
     ),
     "/campaigns/{campaign_id}/duplicate": {
-        "post": operation("Copy a campaign as a new draft", {201: "Campaign"}, tag="campaigns",
-                          body="CampaignAction", body_required=False,
-                          parameters=(CAMPAIGN_ID,), errors=(404,)),
+        "post": operation(
+            "Copy a campaign as a new draft",
+            {201: "Campaign"},
+            tag="campaigns",
+            body="CampaignAction",
+            body_required=False,
+            parameters=(CAMPAIGN_ID,),
+            errors=(404,),
+        ),
     },
     "/campaigns/{campaign_id}/save-as-template": {
-        "post": operation("Save the campaign's webhook as a template", {201: "Template"},
-                          tag="campaigns", body="CampaignAction", body_required=False,
-                          parameters=(CAMPAIGN_ID,), errors=(404,)),
+        "post": operation(
+            "Save the campaign's webhook as a template",
+            {201: "Template"},
+            tag="campaigns",
+            body="CampaignAction",
+            body_required=False,
+            parameters=(CAMPAIGN_ID,),
+            errors=(404,),
+        ),
     },
     "/campaigns/{campaign_id}/test": {
         "post": operation(
@@ -202,8 +246,13 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     "/campaigns/{campaign_id}/runs": {
-        "get": operation("Schedule runs of a campaign, newest first", {200: "ScheduleRunList"},
-                         tag="campaigns", parameters=(CAMPAIGN_ID, *PAGE), errors=(400, 404)),
+        "get": operation(
+            "Schedule runs of a campaign, newest first",
+            {200: "ScheduleRunList"},
+            tag="campaigns",
+            parameters=(CAMPAIGN_ID, *PAGE),
+            errors=(400, 404),
+        ),
     },
     "/campaigns/{campaign_id}/stats": {
         "get": operation(
@@ -212,26 +261,50 @@ PATHS: dict[str, dict[str, Any]] = {
             tag="notifications",
             parameters=(
                 CAMPAIGN_ID,
-                _query("window", {"type": "string", "enum": ["24h", "7d"], "default": "24h"},
-                       "24 hourly or 7 daily buckets."),
+                _query(
+                    "window",
+                    {"type": "string", "enum": ["24h", "7d"], "default": "24h"},
+                    "24 hourly or 7 daily buckets.",
+                ),
             ),
             errors=(400, 404),
         )
     },
     "/templates": {
-        "post": operation("Create a template", {201: "Template"}, tag="templates",
-                          body="TemplateCreate"),
-        "get": operation("List templates, newest first", {200: "TemplateList"},
-                         tag="templates", parameters=PAGE, errors=(400,)),
+        "post": operation(
+            "Create a template", {201: "Template"}, tag="templates", body="TemplateCreate"
+        ),
+        "get": operation(
+            "List templates, newest first",
+            {200: "TemplateList"},
+            tag="templates",
+            parameters=PAGE,
+            errors=(400,),
+        ),
     },
     "/templates/{template_id}": {
-        "get": operation("A template", {200: "Template"}, tag="templates",
-                         parameters=(TEMPLATE_ID,), errors=(404,)),
-        "patch": operation("Change some fields of a template", {200: "Template"},
-                           tag="templates", body="TemplatePatch", parameters=(TEMPLATE_ID,),
-                           errors=(404,)),
-        "delete": operation("Delete a template", {204: None}, tag="templates",
-                            parameters=(TEMPLATE_ID,), errors=(404,)),
+        "get": operation(
+            "A template",
+            {200: "Template"},
+            tag="templates",
+            parameters=(TEMPLATE_ID,),
+            errors=(404,),
+        ),
+        "patch": operation(
+            "Change some fields of a template",
+            {200: "Template"},
+            tag="templates",
+            body="TemplatePatch",
+            parameters=(TEMPLATE_ID,),
+            errors=(404,),
+        ),
+        "delete": operation(
+            "Delete a template",
+            {204: None},
+            tag="templates",
+            parameters=(TEMPLATE_ID,),
+            errors=(404,),
+        ),
     },
     "/render": {
         "post": operation(
@@ -257,28 +330,54 @@ PATHS: dict[str, dict[str, Any]] = {
             "Retry every notification matching a filter (background job)",
             {202: "BulkRetryAccepted"},
             tag="notifications",
-            body={"oneOf": [ref("NotificationFilter"), {
-                "type": "object", "required": ["filter"],
-                "properties": {"filter": ref("NotificationFilter")}}]},
+            body={
+                "oneOf": [
+                    ref("NotificationFilter"),
+                    {
+                        "type": "object",
+                        "required": ["filter"],
+                        "properties": {"filter": ref("NotificationFilter")},
+                    },
+                ]
+            },
             body_required=False,
         )
     },
     "/notifications/jobs/{job_id}": {
-        "get": operation("Progress of a bulk retry job", {200: "BulkJob"}, tag="notifications",
-                         parameters=(_path("job_id", "A bulk job id."),), errors=(404,)),
+        "get": operation(
+            "Progress of a bulk retry job",
+            {200: "BulkJob"},
+            tag="notifications",
+            parameters=(_path("job_id", "A bulk job id."),),
+            errors=(404,),
+        ),
     },
     "/notifications/{notification_id}": {
-        "get": operation("A notification with its request and attempts", {200: "Notification"},
-                         tag="notifications", parameters=(NOTIFICATION_ID,), errors=(404,)),
+        "get": operation(
+            "A notification with its request and attempts",
+            {200: "Notification"},
+            tag="notifications",
+            parameters=(NOTIFICATION_ID,),
+            errors=(404,),
+        ),
     },
     "/notifications/{notification_id}/retry": {
-        "post": operation("Retry one notification now", {200: "Notification"},
-                          tag="notifications", parameters=(NOTIFICATION_ID,), errors=(404, 409)),
+        "post": operation(
+            "Retry one notification now",
+            {200: "Notification"},
+            tag="notifications",
+            parameters=(NOTIFICATION_ID,),
+            errors=(404, 409),
+        ),
     },
     "/notifications/{notification_id}/cancel": {
-        "post": operation("Cancel a notification that has not been delivered",
-                          {200: "Notification"}, tag="notifications",
-                          parameters=(NOTIFICATION_ID,), errors=(404, 409)),
+        "post": operation(
+            "Cancel a notification that has not been delivered",
+            {200: "Notification"},
+            tag="notifications",
+            parameters=(NOTIFICATION_ID,),
+            errors=(404, 409),
+        ),
     },
     "/alerts": {
         "get": operation(
@@ -287,8 +386,11 @@ PATHS: dict[str, dict[str, Any]] = {
             tag="alerts",
             parameters=(
                 *PAGE,
-                _query("open", {"type": "string", "enum": ["1", "0", "true", "false"]},
-                       "`1` for unacknowledged alerts only."),
+                _query(
+                    "open",
+                    {"type": "string", "enum": ["1", "0", "true", "false"]},
+                    "`1` for unacknowledged alerts only.",
+                ),
                 _query("campaign_id", {"type": "string"}, "Only this campaign's alerts."),
             ),
             errors=(400,),

@@ -11,14 +11,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.channel import validate_channel
-from engine.render import (
+from engine.store import accounts, contacts
+from engine.templating.channel import validate_channel
+from engine.templating.render import (
     RenderError,
     build_variables,
     render_request,
     sample_variables,
 )
-from engine.store import accounts, contacts
 from web import render_settings
 from web.api import bp, json_body, load, workspace_id
 from web.api.errors import ApiError, not_found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import campaigns as service
+from engine.campaigns import service
 from engine.store import templates as template_store
 from engine.store.models import Template
 from web import render_settings

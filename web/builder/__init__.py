@@ -35,4 +35,3 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.add_template_filter(condition_value_text)
     app.add_template_test(none_group)
-

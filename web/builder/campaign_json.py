@@ -15,12 +15,13 @@ from zoneinfo import ZoneInfo
 from flask import g, request
 from marshmallow import ValidationError
 
-from engine import campaigns as campaign_service
-from engine import delivery, triggers
-from engine.rules_sql import audience_sql_supported
+from engine.campaigns import service as campaign_service
+from engine.delivery import attempts as delivery
+from engine.rules import triggers
+from engine.rules.sql import audience_sql_supported
 from engine.store import builder_lookups, contacts
+from engine.store.claims import CampaignDelivery
 from engine.store.models import Campaign
-from engine.store.outbox import CampaignDelivery
 from web import render_settings
 from web.api import campaigns as api_campaigns
 from web.api import load
@@ -109,7 +110,9 @@ def send_time_headers(campaign: Campaign, body: str) -> list[dict[str, str]]:
     (editors can already have any body signed by sending a test).
     """
     headers = delivery.send_time_headers(
-        PREVIEW_MESSAGE_ID, body.encode("utf-8"), CampaignDelivery.from_row(campaign),
+        PREVIEW_MESSAGE_ID,
+        body.encode("utf-8"),
+        CampaignDelivery.from_row(campaign),
         datetime.now(UTC),
     )
     if not role_at_least("editor"):

@@ -14,8 +14,8 @@ from flask import abort, flash, g, redirect, render_template, request, session, 
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
-from engine import campaigns as campaign_service
-from engine import triggers
+from engine.campaigns import service as campaign_service
+from engine.rules import triggers
 from engine.store import builder_lookups, contacts
 from engine.store import campaigns as campaign_store
 from engine.store import templates as template_store

@@ -19,15 +19,15 @@ from flask import Response, g, jsonify, request
 from jinja2 import Undefined
 from marshmallow import ValidationError
 
-from engine.campaigns import channel_with_secrets, split_channel
-from engine.channel import variables_without_fallback
-from engine.render import (
+from engine.campaigns.service import channel_with_secrets, split_channel
+from engine.store import builder_lookups, contacts
+from engine.templating.channel import variables_without_fallback
+from engine.templating.render import (
     RenderError,
     build_variables,
     render_request,
     sample_variables,
 )
-from engine.store import builder_lookups, contacts
 from web import render_settings
 from web.database import get_session
 from web.schemas.channel import WebhookChannelSchema

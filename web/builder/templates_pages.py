@@ -11,7 +11,7 @@ from flask import abort, flash, g, redirect, render_template, url_for
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
-from engine import campaigns as campaign_service
+from engine.campaigns import service as campaign_service
 from engine.store import templates as template_store
 from engine.store.models import Template
 from web import render_settings

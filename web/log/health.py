@@ -8,12 +8,12 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from engine import charts
 from engine.store import health as health_store
 from engine.store import log as log_store
 from engine.store import log_stats
 from engine.store.models import Campaign
 from engine.store.types import utcnow
+from web import charts
 from web.auth import login_required, require_role
 from web.database import get_session
 from web.log import bp

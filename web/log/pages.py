@@ -10,7 +10,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
-from engine import manual_retry
+from engine.campaigns import manual_retry
 from engine.store import campaigns as campaign_store
 from engine.store import log as log_store
 from engine.store import log_bulk

@@ -1,6 +1,7 @@
 """Campaigns as the API reads them (SPEC §6, §7).
 
-Trigger, conditions and audience are checked by ``engine.triggers`` / ``engine.rules``;
+Trigger, conditions and audience are checked by ``engine.rules.triggers`` /
+``engine.rules.conditions``;
 their errors are keyed by the path of the bad node (``trigger.conditions.all[1].any[0].op``).
 The ``webhook`` is checked by ``WebhookChannelSchema``, its errors keyed ``webhook.<where>``
 (``webhook.body.fields[1].name``).
@@ -21,14 +22,14 @@ from marshmallow import (
     validates_schema,
 )
 
-from engine.campaigns import masked_channel, merge_channel_patch
-from engine.delivery import health_summary
-from engine.render import RenderSettings
-from engine.rules import validate_conditions
-from engine.rules_sql import audience_sql_supported
+from engine.campaigns.service import masked_channel, merge_channel_patch
+from engine.campaigns.test_send import TestSendResult
+from engine.delivery.attempts import health_summary
+from engine.rules.conditions import validate_conditions
+from engine.rules.sql import audience_sql_supported
+from engine.rules.triggers import validate_trigger
 from engine.store.models import Campaign
-from engine.test_send import TestSendResult
-from engine.triggers import validate_trigger
+from engine.templating.render import RenderSettings
 from web.schemas.channel import WebhookChannelSchema
 from web.schemas.errors import flatten_messages
 

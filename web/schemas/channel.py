@@ -1,6 +1,7 @@
 """The webhook channel of a campaign or template, as the API reads and writes it (SPEC §4).
 
-Loading checks the shape, fills defaults, and then runs ``engine.channel.validate_channel``:
+Loading checks the shape, fills defaults, and then runs
+``engine.templating.channel.validate_channel``:
 its errors become a ``ValidationError`` keyed by location (``url``, ``headers[0].value``,
 ``body.fields[2].source``); its warnings are not errors (ask ``variables_without_fallback``).
 Secrets (``auth.password``, ``auth.token``, ``secret``) load as plain strings: masking and
@@ -13,8 +14,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from engine.channel import validate_channel
-from engine.render import (
+from engine.templating.channel import validate_channel
+from engine.templating.render import (
     AUTH_TYPES,
     BODY_MODES,
     CONTENT_TYPES,

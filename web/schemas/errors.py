@@ -2,8 +2,9 @@
 
 marshmallow nests its messages (``{"webhook": {"body": {"fields": {1: {"name": [...]}}}}}``);
 clients get them flat, keyed by the path of the bad field: dots between keys and list
-positions in brackets, ``webhook.body.fields[1].name``, the spelling ``engine.channel`` and
-``engine.rules`` use for their own locations (``trigger.conditions.all[1].any[0].op``).
+positions in brackets, ``webhook.body.fields[1].name``, the spelling
+``engine.templating.channel`` and
+``engine.rules.conditions`` use for their own locations (``trigger.conditions.all[1].any[0].op``).
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from engine.campaigns import masked_channel, merge_channel_patch
-from engine.render import RenderSettings
+from engine.campaigns.service import masked_channel, merge_channel_patch
 from engine.store.models import Template
+from engine.templating.render import RenderSettings
 from web.schemas.channel import WebhookChannelSchema
 from web.schemas.errors import flatten_messages
 

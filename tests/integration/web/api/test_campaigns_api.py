@@ -1,0 +1,222 @@
+"""Campaigns and templates over the API: lifecycle rules, secrets, templates, isolation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_httpserver import HTTPServer
+from sqlalchemy import select
+
+from engine.store.models import Campaign, Notification
+from tests.conftest import ApiClient, make_workspace
+from tests.integration.factories import event_campaign, webhook
+
+
+def _stored(db: Any, campaign_id: str) -> Campaign:
+    with db.session() as session:
+        return session.get(Campaign, campaign_id)
+
+
+def test_create_is_a_draft_and_secrets_are_write_only(api: ApiClient, db: Any) -> None:
+    created = api.post("/campaigns", json={"name": "Leads", "webhook": webhook()})
+    assert created.status_code == 201
+    body = created.get_json()
+    assert body["status"] == "draft"
+    secret = body["webhook"]["secret"]
+    assert secret.startswith("whsec_") and "****" not in secret  # shown once, in full
+    assert body["webhook"]["auth"]["password"] == "****"
+    assert set(body) >= {"id", "trigger", "audience", "frequency_cap", "health", "created_at"}
+
+    shown = api.get(f"/campaigns/{body['id']}").get_json()
+    assert shown["webhook"]["secret"].startswith("whsec_****")
+    assert shown["webhook"]["auth"]["password"] == "****"
+    row = _stored(db, body["id"])
+    assert "password" not in row.channel["auth"]
+    assert row.channel_secrets == {"password": "s3cret"}
+    assert row.signing_secret == secret
+
+    # Omitted, or sent back masked: kept. Given: replaced.
+    api.patch(f"/campaigns/{body['id']}", json={"webhook": {"url": "http://127.0.0.1:9/x"}})
+    assert _stored(db, body["id"]).channel_secrets == {"password": "s3cret"}
+    response = api.patch(f"/campaigns/{body['id']}", json={"webhook": shown["webhook"]})
+    assert response.status_code == 200, response.get_json()
+    row = _stored(db, body["id"])
+    assert row.channel_secrets == {"password": "s3cret"} and row.signing_secret == secret
+    api.patch(
+        f"/campaigns/{body['id']}",
+        json={"webhook": {"auth": {"type": "basic", "username": "u", "password": "new"}}},
+    )
+    assert _stored(db, body["id"]).channel_secrets == {"password": "new"}
+
+
+def test_validation_names_the_bad_node(api: ApiClient) -> None:
+    trigger = {
+        "type": "event",
+        "events": ["lead.*"],
+        "conditions": {
+            "all": [
+                {"field": "contact.plan", "op": "eq", "value": "pro"},
+                {"any": [{"field": "contact.score", "op": "bigger", "value": 3}]},
+            ]
+        },
+    }
+    response = api.post("/campaigns", json={"name": "x", "trigger": trigger})
+    assert response.status_code == 422
+    assert "trigger.conditions.all[1].any[0].op" in response.get_json()["error"]["details"]
+    response = api.post("/campaigns", json={"name": "x", "webhook": {"url": "ftp://x"}})
+    assert response.status_code == 422
+    assert "webhook.url" in response.get_json()["error"]["details"]
+
+
+def test_webhook_errors_name_list_positions_in_brackets(api: ApiClient) -> None:
+    fields = [{"name": "who", "source": "contact.external_id"}, {"source": "contact.plan"}]
+    channel = webhook(body={"mode": "mapping", "fields": fields})
+    for path in ("/campaigns", "/templates"):
+        response = api.post(path, json={"name": "x", "webhook": channel})
+        assert response.status_code == 422
+        details = response.get_json()["error"]["details"]
+        assert "webhook.body.fields[1].name" in details, details
+        assert not any(".1." in location for location in details), details
+        assert all(
+            isinstance(m, list) and all(isinstance(t, str) for t in m) for m in details.values()
+        ), details
+
+
+def test_lifecycle_rules(api: ApiClient) -> None:
+    draft = api.post("/campaigns", json={"name": "Draft"}).get_json()
+    refused = api.post(f"/campaigns/{draft['id']}/activate")
+    assert refused.status_code == 422
+    details = refused.get_json()["error"]["details"]
+    assert {"trigger.events", "webhook.url"} <= set(details)
+    assert all(
+        isinstance(m, list) and all(isinstance(t, str) for t in m) for m in details.values()
+    ), details
+    assert api.post(f"/campaigns/{draft['id']}/pause").status_code == 409
+
+    campaign = event_campaign(api, ["lead.create"])
+    assert campaign["status"] == "active"
+    assert api.delete(f"/campaigns/{campaign['id']}").status_code == 409
+    # An active campaign must stay complete.
+    emptied = api.patch(
+        f"/campaigns/{campaign['id']}", json={"trigger": {"type": "event", "events": []}}
+    )
+    assert emptied.status_code == 422
+    paused = api.post(f"/campaigns/{campaign['id']}/pause").get_json()
+    assert paused["status"] == "paused"
+    assert api.post(f"/campaigns/{campaign['id']}/archive").get_json()["status"] == "archived"
+    again = api.post(f"/campaigns/{campaign['id']}/activate")
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "invalid_state"
+    assert api.patch(f"/campaigns/{campaign['id']}", json={"name": "n"}).status_code == 409
+    assert api.delete(f"/campaigns/{campaign['id']}").status_code == 204
+    assert api.get(f"/campaigns/{campaign['id']}").status_code == 404
+
+
+def test_rotate_duplicate_and_list(api: ApiClient, db: Any) -> None:
+    campaign = event_campaign(api, ["lead.create"], activate=False)
+    old = campaign["webhook"]["secret"]
+    rotated = api.post(f"/campaigns/{campaign['id']}/rotate-secret").get_json()
+    assert rotated["webhook"]["secret"] != old and "****" not in rotated["webhook"]["secret"]
+    row = _stored(db, campaign["id"])
+    assert row.previous_signing_secret == old and row.previous_secret_expires_at is not None
+
+    copy = api.post(f"/campaigns/{campaign['id']}/duplicate", json={"name": "Again"})
+    assert copy.status_code == 201
+    copy_body = copy.get_json()
+    assert copy_body["status"] == "draft" and copy_body["name"] == "Again"
+    assert copy_body["webhook"]["secret"] != rotated["webhook"]["secret"]
+    assert _stored(db, copy_body["id"]).channel_secrets == {"password": "s3cret"}
+
+    first = api.get("/campaigns?limit=1").get_json()
+    assert len(first["data"]) == 1 and first["next_cursor"]
+    second = api.get(f"/campaigns?limit=1&cursor={first['next_cursor']}").get_json()
+    assert {first["data"][0]["id"], second["data"][0]["id"]} == {campaign["id"], copy_body["id"]}
+
+
+def test_templates_copy_and_later_edits_do_not_reach(api: ApiClient, db: Any) -> None:
+    template = api.post(
+        "/templates", json={"name": "CRM", "webhook": webhook("http://127.0.0.1:9/crm")}
+    )
+    assert template.status_code == 201, template.get_json()
+    tpl = template.get_json()
+    assert tpl["webhook"]["auth"]["password"] == "****" and "secret" not in tpl["webhook"]
+    created = api.post(
+        "/campaigns",
+        json={
+            "name": "From template",
+            "template_id": tpl["id"],
+            "trigger": {"type": "event", "events": ["a.b"]},
+        },
+    ).get_json()
+    assert created["webhook"]["url"] == "http://127.0.0.1:9/crm"
+    assert _stored(db, created["id"]).channel_secrets == {"password": "s3cret"}
+
+    edit = api.patch(f"/templates/{tpl['id']}", json={"webhook": {"url": "http://127.0.0.1:9/v2"}})
+    assert edit.status_code == 200
+    assert edit.get_json()["webhook"]["auth"]["password"] == "****"
+    assert api.get(f"/campaigns/{created['id']}").get_json()["webhook"]["url"].endswith("/crm")
+
+    saved = api.post(f"/campaigns/{created['id']}/save-as-template", json={"name": "Copy"})
+    assert saved.status_code == 201 and saved.get_json()["name"] == "Copy"
+    names = {t["name"] for t in api.get("/templates").get_json()["data"]}
+    assert names == {"CRM", "Copy"}
+    assert api.post("/campaigns", json={"name": "x", "template_id": "tpl_nope"}).status_code == 404
+    assert api.delete(f"/templates/{tpl['id']}").status_code == 204
+    assert api.get(f"/templates/{tpl['id']}").status_code == 404
+
+
+def test_another_workspaces_objects_are_404(api: ApiClient, client: Any, db: Any) -> None:
+    campaign = event_campaign(api, ["lead.create"], activate=False)
+    template = api.post("/templates", json={"name": "T", "webhook": webhook()}).get_json()
+    other = ApiClient(client, make_workspace(db, "Other", "other@acme.test"))
+    for path in (f"/campaigns/{campaign['id']}", f"/templates/{template['id']}"):
+        assert other.get(path).status_code == 404
+        assert other.patch(path, json={"name": "mine"}).status_code == 404
+        assert other.delete(path).status_code == 404
+    for action in ("activate", "pause", "rotate-secret", "duplicate", "runs"):
+        method = other.get if action == "runs" else other.post
+        assert method(f"/campaigns/{campaign['id']}/{action}").status_code == 404
+    used = other.post("/campaigns", json={"name": "x", "template_id": template["id"]})
+    assert used.status_code == 404
+    assert other.get("/campaigns").get_json()["data"] == []
+
+
+def test_test_send_returns_the_response_and_logs_it(
+    api: ApiClient, db: Any, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/hook", method="POST").respond_with_json({"ok": True}, status=201)
+    campaign = event_campaign(
+        api, ["lead.create"], webhook=webhook(httpserver.url_for("/hook")), activate=False
+    )
+    response = api.post(
+        f"/campaigns/{campaign['id']}/test",
+        json={"contact": {"attributes": {"plan": "pro"}}, "event": {"name": "lead.create"}},
+    )
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["response"]["status_code"] == 201
+    assert '"ok"' in body["response"]["body"]
+    headers = {h["name"]: h["value"] for h in body["request"]["headers"]}
+    assert headers["Authorization"] == "Basic ****"
+    assert headers["webhook-id"] == body["notification_id"]
+    sent = httpserver.log[0][0]
+    assert sent.headers["Authorization"].startswith("Basic ") and sent.json["plan"] == "pro"
+    with db.session() as session:
+        row = session.get(Notification, body["notification_id"])
+        assert row.test is True and row.status == "delivered"
+
+    missing = api.post(
+        f"/campaigns/{campaign['id']}/test", json={"contact": {"external_id": "nobody"}}
+    )
+    assert missing.status_code == 404
+
+
+def test_test_send_render_error_is_reported(api: ApiClient, db: Any) -> None:
+    channel = webhook(body={"mode": "raw", "template": '{"a": {{ contact.nope | tojson }}}'})
+    campaign = event_campaign(api, ["x"], webhook=channel, activate=False)
+    body = api.post(
+        f"/campaigns/{campaign['id']}/test", json={"contact": {"attributes": {}}}
+    ).get_json()
+    assert body["error"]["code"] == "render_error"
+    with db.session() as session:
+        rows = list(session.scalars(select(Notification)))
+    assert [(r.status, r.test) for r in rows] == [("failed", True)]
