@@ -93,6 +93,16 @@ def _refine(schemas: dict[str, Any]) -> None:
     }
     schemas["WebhookChannel"]["properties"]["retry"] = retry
     schemas["WebhookChannelPatch"]["properties"]["retry"] = retry
+    for name in ("WebhookChannel", "WebhookChannelPatch"):
+        # apispec spells a nullable nested schema as anyOf [the schema, any object]; say
+        # exactly what is taken: null or the rate limit object.
+        generated = schemas[name]["properties"]["rate_limit"]
+        schemas[name]["properties"]["rate_limit"] = {
+            **schemas["RateLimit"],
+            "nullable": True,
+            "description": generated["description"],
+            **({"default": None} if "default" in generated else {}),
+        }
     patch_webhook = {
         "allOf": [ref("WebhookChannelPatch")],
         "description": "Merged over the stored webhook (or the template's, with "

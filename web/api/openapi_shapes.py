@@ -66,9 +66,11 @@ _ERROR_INFO = _nullable(_object({"code": _nullable(STRING), "message": _nullable
 
 _WEBHOOK_SHOWN = {
     **ANY_OBJECT,
-    "description": "The webhook channel (SPEC §4) with secrets masked: `auth.password` and "
-    "`auth.token` as `****`, `secret` masked except right after create, duplicate and "
-    "rotate-secret. A draft may have no `url` yet.",
+    "description": "The webhook channel (SPEC §4, fields as in WebhookChannel) with secrets "
+    "masked: `auth.password` and `auth.token` as `****`, `secret` masked except right after "
+    "create, duplicate and rotate-secret. A draft may have no `url` yet. `max_concurrency` and "
+    "`rate_limit` are always shown: a channel saved before they existed shows their "
+    "defaults (10, null).",
 }
 
 CAMPAIGN = _object(

@@ -30,7 +30,7 @@ from engine.rules.sql import audience_sql_supported
 from engine.rules.triggers import validate_trigger
 from engine.store.models import Campaign
 from engine.templating.render import RenderSettings
-from web.schemas.channel import WebhookChannelSchema
+from web.schemas.channel import WebhookChannelSchema, with_delivery_defaults
 from web.schemas.errors import flatten_messages
 
 MAX_TEST_CONTACTS = 50
@@ -196,11 +196,13 @@ def campaign_to_json(campaign: Campaign, *, reveal_secret: bool = False) -> dict
         "trigger": campaign.trigger,
         "audience": campaign.audience or {},
         "frequency_cap": campaign.frequency_cap,
-        "webhook": masked_channel(
-            campaign.channel,
-            campaign.channel_secrets,
-            campaign.signing_secret,
-            reveal_signing_secret=reveal_secret,
+        "webhook": with_delivery_defaults(
+            masked_channel(
+                campaign.channel,
+                campaign.channel_secrets,
+                campaign.signing_secret,
+                reveal_signing_secret=reveal_secret,
+            )
         ),
         "health": health_summary(campaign),
         "activated_at": campaign.activated_at,

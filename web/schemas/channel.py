@@ -6,6 +6,9 @@ its errors become a ``ValidationError`` keyed by location (``url``, ``headers[0]
 ``body.fields[2].source``); its warnings are not errors (ask ``variables_without_fallback``).
 Secrets (``auth.password``, ``auth.token``, ``secret``) load as plain strings: masking and
 keep-on-omit belong to the campaign resource.
+
+``max_concurrency`` and ``rate_limit`` are stored in the channel like ``timeout_seconds``;
+the delivery engine reads them from there (``engine.delivery.pacing``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from engine.templating.render import (
 )
 
 RETRY_POLICIES = ("standard", "exponential", "none")
+RATE_LIMIT_PERIODS = ("second", "minute", "hour")
+MAX_RATE_LIMIT_REQUESTS = 100_000
+DEFAULT_MAX_CONCURRENCY = 10
+MAX_CONCURRENCY = 100
 MAX_RETRY_DELAY_SECONDS = 7 * 24 * 3600
 MAX_RETRY_ATTEMPTS = 100
 MAX_TEMPLATE_CHARS = 64 * 1024
@@ -63,6 +70,19 @@ class BodySchema(Schema):
             raise ValidationError("mapping mode needs fields", "fields")
         if data["mode"] == "raw" and "template" not in data:
             raise ValidationError("raw mode needs a template", "template")
+
+
+class RateLimitSchema(Schema):
+    """``{"requests": N, "per": "second" | "minute" | "hour"}``; other keys are refused."""
+
+    error_messages = {  # the message when rate_limit is not an object
+        "type": 'must be null or {"requests": N, "per": "second", "minute" or "hour"}'
+    }
+
+    requests = fields.Integer(
+        required=True, strict=True, validate=validate.Range(1, MAX_RATE_LIMIT_REQUESTS)
+    )
+    per = fields.String(required=True, validate=validate.OneOf(RATE_LIMIT_PERIODS))
 
 
 class RetryField(fields.Field):
@@ -122,6 +142,25 @@ class WebhookChannelSchema(Schema):
     disable_after_failures = fields.Integer(
         load_default=20, strict=True, validate=validate.Range(min=1)
     )
+    max_concurrency = fields.Integer(
+        load_default=DEFAULT_MAX_CONCURRENCY,
+        strict=True,
+        validate=validate.Range(1, MAX_CONCURRENCY),
+        metadata={
+            "description": "The most requests in flight to this channel at once, across "
+            "every worker process."
+        },
+    )
+    rate_limit = fields.Nested(
+        RateLimitSchema,
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "null (no limit) or at most `requests` per `per`, across every "
+            "worker process. Notifications over the limit wait their turn: they never fail "
+            "for it and never spend an attempt on it."
+        },
+    )
 
     def __init__(self, *args: Any, settings: RenderSettings | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -141,3 +180,10 @@ class WebhookChannelSchema(Schema):
             errors.setdefault(problem.location or "_schema", []).append(where + problem.message)
         if errors:
             raise ValidationError(errors)
+
+
+def with_delivery_defaults(channel: dict[str, Any]) -> dict[str, Any]:
+    """A stored channel as responses show it: one saved before ``max_concurrency`` and
+    ``rate_limit`` existed (or a draft's, not saved yet) shows their defaults, which is
+    what delivery applies to it."""
+    return {"max_concurrency": DEFAULT_MAX_CONCURRENCY, "rate_limit": None, **channel}

@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from engine.campaigns.service import masked_channel, merge_channel_patch
 from engine.store.models import Template
 from engine.templating.render import RenderSettings
-from web.schemas.channel import WebhookChannelSchema
+from web.schemas.channel import WebhookChannelSchema, with_delivery_defaults
 from web.schemas.errors import flatten_messages
 
 
@@ -67,7 +67,9 @@ def template_to_json(template: Template) -> dict[str, Any]:
         "id": template.id,
         "name": template.name,
         "description": template.description,
-        "webhook": masked_channel(template.channel, template.channel_secrets),
+        "webhook": with_delivery_defaults(
+            masked_channel(template.channel, template.channel_secrets)
+        ),
         "created_at": template.created_at,
         "updated_at": template.updated_at,
     }

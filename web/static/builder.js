@@ -214,6 +214,8 @@
         return field;
       });
     }
+    // "No limit" is a null rate limit; its requests box is hidden then, so not collected.
+    if (channel.rate_limit && channel.rate_limit.per === "none") channel.rate_limit = null;
     if (channel.retry && channel.retry.policy === "custom") {
       channel.retry = {
         schedule: $("[data-retry-schedule]").value.split(",").map((s) => s.trim()).filter(Boolean).map(wholeNumber),

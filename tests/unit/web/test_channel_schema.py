@@ -1,4 +1,5 @@
-"""The webhook channel schema: shape, defaults, enums, retry shapes and located template errors."""
+"""The webhook channel schema: shape, defaults, enums, retry shapes, delivery control and
+located template errors."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from marshmallow import ValidationError
 from engine.netguard import parse_networks
 from engine.templating.render import RenderSettings
 from web.schemas.channel import WebhookChannelSchema
+from web.schemas.errors import flatten_messages
 
 URL = "https://hooks.example.com/in"
 
@@ -37,6 +39,8 @@ def test_defaults() -> None:
         "timeout_seconds": 15,
         "retry": {"policy": "standard"},
         "disable_after_failures": 20,
+        "max_concurrency": 10,
+        "rate_limit": None,
     }
 
 
@@ -61,6 +65,8 @@ def test_full_spec_example_loads_with_secrets_as_plain_strings() -> None:
         "timeout_seconds": 60,
         "retry": {"schedule": [5, 60, 600], "max_attempts": 8},
         "disable_after_failures": 1,
+        "max_concurrency": 3,
+        "rate_limit": {"requests": 5, "per": "minute"},
     }
     assert load(data) == data
 
@@ -167,3 +173,49 @@ def test_every_problem_is_reported_in_one_round() -> None:
     with pytest.raises(ValidationError) as raised:
         WebhookChannelSchema().load(channel)
     assert set(raised.value.messages) == {"timeout_seconds", "url", "headers[0].value"}
+
+
+@pytest.mark.parametrize("value", [1, 10, 100])
+def test_max_concurrency_in_range(value: int) -> None:
+    assert load({"url": URL, "max_concurrency": value})["max_concurrency"] == value
+
+
+@pytest.mark.parametrize("value", [0, 101, -1, "3", 2.5, True, None])
+def test_max_concurrency_out_of_range_or_not_an_integer(value: Any) -> None:
+    assert "max_concurrency" in load_errors({"url": URL, "max_concurrency": value})
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [
+        None,
+        {"requests": 1, "per": "second"},
+        {"requests": 5, "per": "minute"},
+        {"requests": 100_000, "per": "hour"},
+    ],
+)
+def test_rate_limit_null_or_requests_per_period(limit: Any) -> None:
+    assert load({"url": URL, "rate_limit": limit})["rate_limit"] == limit
+
+
+@pytest.mark.parametrize(
+    ("limit", "locations"),
+    [
+        ({"requests": 5, "per": "day"}, {"webhook.rate_limit.per"}),
+        ({"requests": 5, "per": "Minute"}, {"webhook.rate_limit.per"}),
+        ({"requests": 0, "per": "second"}, {"webhook.rate_limit.requests"}),
+        ({"requests": 100_001, "per": "hour"}, {"webhook.rate_limit.requests"}),
+        ({"requests": "5", "per": "hour"}, {"webhook.rate_limit.requests"}),
+        ({"requests": True, "per": "hour"}, {"webhook.rate_limit.requests"}),
+        ({"per": "minute"}, {"webhook.rate_limit.requests"}),
+        ({"requests": 5}, {"webhook.rate_limit.per"}),
+        ({"requests": 5, "per": "minute", "burst": 2}, {"webhook.rate_limit.burst"}),
+        ({}, {"webhook.rate_limit.requests", "webhook.rate_limit.per"}),
+        ("5/minute", {"webhook.rate_limit"}),
+        (5, {"webhook.rate_limit"}),
+    ],
+)
+def test_bad_rate_limits_are_refused_where_they_are_wrong(limit: Any, locations: set) -> None:
+    """Located as the API and the builder show them (``webhook.rate_limit.per``)."""
+    messages = flatten_messages(load_errors({"url": URL, "rate_limit": limit}), "webhook")
+    assert set(messages) == locations

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from engine.store.models import Campaign, Notification
 from tests.conftest import ApiClient, make_workspace
-from tests.integration.factories import event_campaign, webhook
+from tests.integration.factories import event_campaign, make_campaign, webhook
 
 
 def _stored(db: Any, campaign_id: str) -> Campaign:
@@ -162,6 +162,99 @@ def test_templates_copy_and_later_edits_do_not_reach(api: ApiClient, db: Any) ->
     assert api.post("/campaigns", json={"name": "x", "template_id": "tpl_nope"}).status_code == 404
     assert api.delete(f"/templates/{tpl['id']}").status_code == 204
     assert api.get(f"/templates/{tpl['id']}").status_code == 404
+
+
+def test_delivery_control_defaults_round_trip_and_patch(api: ApiClient, db: Any) -> None:
+    """``max_concurrency`` and ``rate_limit`` are stored in the channel the engine reads;
+    a PATCH that omits them keeps them, as it keeps every other channel field."""
+    plain = api.post("/campaigns", json={"name": "Plain", "webhook": webhook()}).get_json()
+    assert plain["webhook"]["max_concurrency"] == 10
+    assert plain["webhook"]["rate_limit"] is None
+
+    paced = webhook(max_concurrency=3, rate_limit={"requests": 5, "per": "minute"})
+    created = api.post("/campaigns", json={"name": "Paced", "webhook": paced})
+    assert created.status_code == 201, created.get_json()
+    campaign_id = created.get_json()["id"]
+    shown = api.get(f"/campaigns/{campaign_id}").get_json()["webhook"]
+    assert shown["max_concurrency"] == 3
+    assert shown["rate_limit"] == {"requests": 5, "per": "minute"}
+    stored = _stored(db, campaign_id).channel
+    assert stored["max_concurrency"] == 3
+    assert stored["rate_limit"] == {"requests": 5, "per": "minute"}
+
+    kept = api.patch(f"/campaigns/{campaign_id}", json={"webhook": {"timeout_seconds": 9}})
+    assert kept.status_code == 200, kept.get_json()
+    assert kept.get_json()["webhook"]["max_concurrency"] == 3
+    assert kept.get_json()["webhook"]["rate_limit"] == {"requests": 5, "per": "minute"}
+    kept = api.patch(f"/campaigns/{campaign_id}", json={"name": "Renamed"}).get_json()
+    assert kept["webhook"]["rate_limit"] == {"requests": 5, "per": "minute"}
+
+    changed = api.patch(
+        f"/campaigns/{campaign_id}",
+        json={"webhook": {"rate_limit": None, "max_concurrency": 1}},
+    ).get_json()
+    assert changed["webhook"]["rate_limit"] is None
+    assert changed["webhook"]["max_concurrency"] == 1
+    assert _stored(db, campaign_id).channel["rate_limit"] is None
+
+    # Sent back whole, as a client that read it would: accepted and unchanged.
+    again = api.patch(f"/campaigns/{campaign_id}", json={"webhook": changed["webhook"]})
+    assert again.status_code == 200, again.get_json()
+    assert again.get_json()["webhook"]["max_concurrency"] == 1
+
+
+def test_delivery_control_errors_are_located(api: ApiClient, db: Any) -> None:
+    campaign = event_campaign(api, ["lead.create"], activate=False)
+    for bad, location in [
+        ({"max_concurrency": 0}, "webhook.max_concurrency"),
+        ({"max_concurrency": 101}, "webhook.max_concurrency"),
+        ({"max_concurrency": "10"}, "webhook.max_concurrency"),
+        ({"rate_limit": {"requests": 5, "per": "day"}}, "webhook.rate_limit.per"),
+        ({"rate_limit": {"requests": 0, "per": "second"}}, "webhook.rate_limit.requests"),
+        ({"rate_limit": {"requests": 100_001, "per": "hour"}}, "webhook.rate_limit.requests"),
+        ({"rate_limit": {"requests": 5, "per": "hour", "burst": 9}}, "webhook.rate_limit.burst"),
+        ({"rate_limit": "5/minute"}, "webhook.rate_limit"),
+    ]:
+        for method, path in (("patch", f"/campaigns/{campaign['id']}"), ("post", "/templates")):
+            body = (
+                {"webhook": bad} if method == "patch" else {"name": "T", "webhook": webhook(**bad)}
+            )
+            response = getattr(api, method)(path, json=body)
+            assert response.status_code == 422, (path, bad)
+            details = response.get_json()["error"]["details"]
+            assert set(details) == {location}, (path, bad, details)
+    assert _stored(db, campaign["id"]).channel["max_concurrency"] == 10  # nothing saved
+
+
+def test_templates_carry_delivery_control_to_their_campaigns(api: ApiClient) -> None:
+    recipe = webhook(max_concurrency=2, rate_limit={"requests": 100, "per": "hour"})
+    template = api.post("/templates", json={"name": "Slow CRM", "webhook": recipe}).get_json()
+    assert template["webhook"]["max_concurrency"] == 2
+    assert template["webhook"]["rate_limit"] == {"requests": 100, "per": "hour"}
+    edited = api.patch(
+        f"/templates/{template['id']}", json={"webhook": {"url": "http://127.0.0.1:9/v2"}}
+    ).get_json()
+    assert edited["webhook"]["rate_limit"] == {"requests": 100, "per": "hour"}
+    created = api.post(
+        "/campaigns", json={"name": "From slow CRM", "template_id": template["id"]}
+    ).get_json()
+    assert created["webhook"]["max_concurrency"] == 2
+    assert created["webhook"]["rate_limit"] == {"requests": 100, "per": "hour"}
+    saved = api.post(f"/campaigns/{created['id']}/save-as-template", json={"name": "Again"})
+    copy = api.get(f"/templates/{saved.get_json()['id']}").get_json()
+    assert copy["webhook"]["max_concurrency"] == 2
+
+
+def test_a_channel_stored_before_delivery_control_shows_the_defaults(
+    api: ApiClient, db: Any
+) -> None:
+    with db.transaction() as session:
+        campaign_id = make_campaign(session, api.workspace.id).id
+    assert "max_concurrency" not in _stored(db, campaign_id).channel
+    shown = api.get(f"/campaigns/{campaign_id}").get_json()["webhook"]
+    assert shown["max_concurrency"] == 10 and shown["rate_limit"] is None
+    draft = api.post("/campaigns", json={"name": "No webhook yet"}).get_json()
+    assert draft["webhook"]["max_concurrency"] == 10 and draft["webhook"]["rate_limit"] is None
 
 
 def test_another_workspaces_objects_are_404(api: ApiClient, client: Any, db: Any) -> None:

@@ -77,6 +77,24 @@ def test_request_schemas_come_from_marshmallow(client: Any) -> None:
     assert schemas["WebhookChannel"]["properties"]["timeout_seconds"]["maximum"] == 60
 
 
+def test_delivery_control_is_documented(client: Any) -> None:
+    schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    channel = schemas["WebhookChannel"]["properties"]
+    assert channel["max_concurrency"] | {"description": ""} == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 100,
+        "default": 10,
+        "description": "",
+    }
+    rate_limit = channel["rate_limit"]
+    assert rate_limit["nullable"] is True and rate_limit["additionalProperties"] is False
+    assert set(rate_limit["required"]) == {"requests", "per"}
+    assert rate_limit["properties"]["per"]["enum"] == ["second", "minute", "hour"]
+    assert rate_limit["properties"]["requests"]["maximum"] == 100_000
+    assert schemas["WebhookChannelPatch"]["properties"]["rate_limit"]["nullable"] is True
+
+
 def _seed(api: Any) -> dict[str, str]:
     """A campaign with a notification, a template and a contact, for real path ids."""
     campaign = api.post(

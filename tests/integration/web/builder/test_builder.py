@@ -229,6 +229,38 @@ def test_save_keeps_write_only_secrets_and_reports_warnings(
         assert row.channel["auth"]["username"] == "api2"
 
 
+def test_delivery_control_saves_and_shows_on_campaign_and_template_editors(
+    logged_in: FlaskClient, db: Database, workspace: WorkspaceFixture, token: str, campaign_id: str
+) -> None:
+    """The Content tab and the template editor share the channel form and its save."""
+    template_id = _create_template(db, workspace.id)
+    for editor in (f"/campaigns/{campaign_id}", f"/templates/{template_id}"):
+        page = logged_in.get(editor).get_data(as_text=True)
+        assert re.search(r'data-path="webhook.max_concurrency"[^>]*value="10"', page)
+        assert '<option value="none" selected>No limit</option>' in page
+        webhook = {
+            "url": "http://127.0.0.1:9/hook",
+            "max_concurrency": 3,
+            "rate_limit": {"requests": 5, "per": "minute"},
+        }
+        saved = _post_json(logged_in, f"{editor}/save", {"webhook": webhook}, token)
+        assert saved.status_code == 200, saved.get_json()
+        assert saved.get_json()["webhook"]["rate_limit"] == {"requests": 5, "per": "minute"}
+        page = logged_in.get(editor).get_data(as_text=True)
+        assert re.search(r'data-path="webhook.max_concurrency"[^>]*value="3"', page)
+        assert re.search(r'data-path="webhook.rate_limit.requests"[^>]*value="5"', page)
+        assert '<option value="minute" selected>requests per minute</option>' in page
+        assert "Lower it for receivers that cannot take parallel requests." in page
+
+        webhook["rate_limit"] = {"requests": 5, "per": "fortnight"}
+        refused = _post_json(logged_in, f"{editor}/save", {"webhook": webhook}, token)
+        assert refused.status_code == 422
+        assert set(refused.get_json()["error"]["details"]) == {"webhook.rate_limit.per"}
+        webhook["rate_limit"] = None  # "No limit"
+        cleared = _post_json(logged_in, f"{editor}/save", {"webhook": webhook}, token)
+        assert cleared.get_json()["webhook"]["rate_limit"] is None
+
+
 def test_preview_renders_with_stored_secret_and_locates_render_errors(
     logged_in: FlaskClient, token: str, campaign_id: str
 ) -> None:
