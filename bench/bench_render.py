@@ -22,12 +22,9 @@ from typing import Any
 
 import jinja2
 
-from engine.templating.render import (
-    RenderSettings,
-    build_variables,
-    compile_channel,
-    render_request,
-)
+from engine.templating.render import compile_channel, render_request
+from engine.templating.request import RenderSettings
+from engine.templating.variables import build_variables
 
 CHANNEL: dict[str, Any] = {
     "url": "https://api.example.com/v2/leads/{{ contact.external_id | urlencode }}?src=hookcast",

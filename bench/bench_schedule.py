@@ -34,7 +34,7 @@ from engine.ids import new_id
 from engine.store import Database, accounts, schedule_runs
 from engine.store.models import Campaign, Contact, Notification
 from engine.store.types import utcnow
-from engine.templating.render import RenderSettings
+from engine.templating.request import RenderSettings
 
 ENCRYPTION_KEY = "wS6bIbJ4pPfvbY0Dp5Jd4aCqJ3kR1Xw2m0V0h0nq0Xs="
 BATCH = 1000

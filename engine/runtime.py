@@ -23,7 +23,7 @@ from engine.delivery.worker import Worker
 from engine.settings import EngineSettings
 from engine.store import Database, log, outbox
 from engine.store.types import utcnow
-from engine.templating.render import RenderSettings
+from engine.templating.request import RenderSettings
 
 logger = logging.getLogger(__name__)
 

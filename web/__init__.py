@@ -16,7 +16,7 @@ from flask import Flask, current_app
 
 from engine import crypto
 from engine.settings import EngineSettings
-from engine.templating.render import RenderSettings
+from engine.templating.request import RenderSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = REPO_ROOT / "templates"

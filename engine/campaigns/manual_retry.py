@@ -30,7 +30,10 @@ from engine.store.models import (
     Workspace,
 )
 from engine.store.types import utcnow
-from engine.templating.render import RenderError, RenderSettings, build_variables, render_request
+from engine.templating.errors import RenderError
+from engine.templating.render import render_request
+from engine.templating.request import RenderSettings
+from engine.templating.variables import build_variables
 
 logger = logging.getLogger(__name__)
 

@@ -17,13 +17,11 @@ from typing import Any
 from engine.campaigns.service import channel_with_secrets
 from engine.ids import new_id
 from engine.store.models import Campaign
-from engine.templating.render import (
-    RenderError,
-    RenderSettings,
-    build_variables,
-    compile_channel,
-    url_host,
-)
+from engine.templating.checks import url_host
+from engine.templating.errors import RenderError
+from engine.templating.render import compile_channel
+from engine.templating.request import RenderSettings
+from engine.templating.variables import build_variables
 
 
 @dataclass

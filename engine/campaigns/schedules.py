@@ -41,7 +41,7 @@ from engine.store import events as event_store
 from engine.store.models import Campaign
 from engine.store.types import utcnow
 from engine.store.wakeups import announce_new_notifications
-from engine.templating.render import RenderSettings
+from engine.templating.request import RenderSettings
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from engine.store import templates as template_store
 from engine.store.models import Campaign, Template
 from engine.store.types import utcnow
 from engine.templating.channel import validate_channel
-from engine.templating.render import RenderSettings
+from engine.templating.request import RenderSettings
 
 MASK = "****"
 AUTH_SECRET_FIELDS = ("password", "token")

@@ -24,7 +24,7 @@ from engine.store import campaigns as campaign_store
 from engine.store import events as event_store
 from engine.store.claims import CampaignDelivery, ClaimedNotification
 from engine.store.types import utcnow
-from engine.templating.render import RenderSettings
+from engine.templating.request import RenderSettings
 
 
 @dataclass(frozen=True)

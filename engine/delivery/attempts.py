@@ -20,7 +20,7 @@ from engine.delivery.transport import AttemptOutcome, OutgoingRequest, Transport
 from engine.store import outbox
 from engine.store.claims import AttemptRecord, CampaignDelivery, ClaimedNotification
 from engine.store.models import Campaign, Notification
-from engine.templating.render import RenderedRequest
+from engine.templating.request import RenderedRequest
 
 
 def signing_secrets(campaign: CampaignDelivery, now: datetime) -> list[str]:

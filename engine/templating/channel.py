@@ -20,29 +20,24 @@ from urllib.parse import urlsplit
 from jinja2 import meta, nodes
 from jinja2.exceptions import TemplateSyntaxError
 
-from engine.templating.render import (
+from engine.templating.body import cast_value
+from engine.templating.checks import (
     AUTH_TYPES,
     BODY_MODES,
     CONTENT_TYPES,
     FIELD_TYPES,
     METHODS,
-    RenderSettings,
-    cast_value,
     header_name_problem,
     host_problem,
     parse_source_path,
-    sample_variables,
     url_problem,
 )
-from engine.templating.sandbox import (
-    KNOWN_VARIABLES,
-    SANDBOX,
-    RenderBudget,
-    compile_template,
-    parse_template,
-    render_template,
-    wrap_variables,
-)
+from engine.templating.direct import render_template
+from engine.templating.limits import RenderBudget
+from engine.templating.request import RenderSettings
+from engine.templating.sandbox import KNOWN_VARIABLES, SANDBOX, compile_template, parse_template
+from engine.templating.variables import sample_variables
+from engine.templating.wrapped import wrap_variables
 
 # Attributes of the fixed-shape variables; None means "any key below is data".
 _SHAPES: dict[str, dict[str, bool] | None] = {

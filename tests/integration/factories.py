@@ -29,7 +29,9 @@ from engine.store import Database
 from engine.store.models import Attempt, Campaign, Contact, Event, Notification
 from engine.store.types import utcnow
 from engine.store.wakeups import announce_new_notifications
-from engine.templating.render import RenderSettings, build_variables, render_request
+from engine.templating.render import render_request
+from engine.templating.request import RenderSettings
+from engine.templating.variables import build_variables
 
 TEST_RENDER_SETTINGS = RenderSettings(
     require_https=False, allowed_networks=parse_networks("127.0.0.0/8,::1/128")

@@ -13,12 +13,9 @@ from typing import Any
 
 from engine.store import accounts, contacts
 from engine.templating.channel import validate_channel
-from engine.templating.render import (
-    RenderError,
-    build_variables,
-    render_request,
-    sample_variables,
-)
+from engine.templating.errors import RenderError
+from engine.templating.render import render_request
+from engine.templating.variables import build_variables, sample_variables
 from web import render_settings
 from web.api import bp, json_body, load, workspace_id
 from web.api.errors import ApiError, not_found

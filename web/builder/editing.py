@@ -22,12 +22,9 @@ from marshmallow import ValidationError
 from engine.campaigns.service import channel_with_secrets, split_channel
 from engine.store import builder_lookups, contacts
 from engine.templating.channel import variables_without_fallback
-from engine.templating.render import (
-    RenderError,
-    build_variables,
-    render_request,
-    sample_variables,
-)
+from engine.templating.errors import RenderError
+from engine.templating.render import render_request
+from engine.templating.variables import build_variables, sample_variables
 from web import render_settings
 from web.database import get_session
 from web.schemas.channel import WebhookChannelSchema

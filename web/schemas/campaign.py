@@ -29,7 +29,7 @@ from engine.rules.conditions import validate_conditions
 from engine.rules.sql import audience_sql_supported
 from engine.rules.triggers import validate_trigger
 from engine.store.models import Campaign
-from engine.templating.render import RenderSettings
+from engine.templating.request import RenderSettings
 from web.schemas.channel import WebhookChannelSchema, with_delivery_defaults
 from web.schemas.errors import flatten_messages
 

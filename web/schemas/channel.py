@@ -18,14 +18,8 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from engine.templating.channel import validate_channel
-from engine.templating.render import (
-    AUTH_TYPES,
-    BODY_MODES,
-    CONTENT_TYPES,
-    FIELD_TYPES,
-    METHODS,
-    RenderSettings,
-)
+from engine.templating.checks import AUTH_TYPES, BODY_MODES, CONTENT_TYPES, FIELD_TYPES, METHODS
+from engine.templating.request import RenderSettings
 
 RETRY_POLICIES = ("standard", "exponential", "none")
 RATE_LIMIT_PERIODS = ("second", "minute", "hour")

@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from engine.campaigns.service import masked_channel, merge_channel_patch
 from engine.store.models import Template
-from engine.templating.render import RenderSettings
+from engine.templating.request import RenderSettings
 from web.schemas.channel import WebhookChannelSchema, with_delivery_defaults
 from web.schemas.errors import flatten_messages
 

@@ -15,7 +15,7 @@ from engine.campaigns.schedules import run_due_schedules
 from engine.rules import conditions as rules
 from engine.store import schedule_runs
 from engine.store.models import Campaign, Contact, Notification, ScheduleRun
-from engine.templating.render import build_variables
+from engine.templating.variables import build_variables
 from tests.conftest import ApiClient
 from tests.integration.campaign_factories import webhook
 from web import engine_settings

@@ -14,7 +14,7 @@ from engine.store import log as log_store
 from engine.store.log import LogActionError, LogFilter
 from engine.store.models import Attempt, BulkJob, Campaign, Notification
 from engine.store.types import utcnow
-from engine.templating.render import RenderSettings
+from engine.templating.request import RenderSettings
 from tests.conftest import make_workspace
 from tests.integration.factories import (
     make_campaign,

@@ -8,7 +8,7 @@ import pytest
 
 from engine.netguard import parse_networks
 from engine.templating.channel import validate_channel, variables_without_fallback
-from engine.templating.render import RenderSettings
+from engine.templating.request import RenderSettings
 
 SETTINGS = RenderSettings()
 

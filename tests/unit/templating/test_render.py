@@ -11,19 +11,13 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from engine.netguard import parse_networks
-from engine.templating import render as render_module
-from engine.templating.render import (
-    METHODS,
-    RenderedRequest,
-    RenderError,
-    RenderSettings,
-    build_variables,
-    flatten_for_form,
-    render_request,
-    sample_variables,
-    url_host,
-    url_problem,
-)
+from engine.templating import checks
+from engine.templating.body import flatten_for_form
+from engine.templating.checks import METHODS, url_host, url_problem
+from engine.templating.errors import RenderError
+from engine.templating.render import compile_channel, render_request
+from engine.templating.request import RenderedRequest, RenderSettings
+from engine.templating.variables import build_variables, sample_variables
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 URL = "https://hooks.example.com/in"
@@ -422,7 +416,7 @@ def test_url_checks_cached_per_authority_match_a_full_parse(url: str) -> None:
     """Scheme, host and port are checked once per ``scheme://authority`` prefix."""
     settings = RenderSettings(allowed_networks=parse_networks("127.0.0.0/8"))
     for _ in range(2):  # the second call answers from the cache
-        assert url_problem(url, settings) == render_module._parts_problem(url, settings)
+        assert url_problem(url, settings) == checks._parts_problem(url, settings)
     if url_problem(url, settings) is None:
         assert url_host(url) == urlsplit(url).hostname
 
@@ -594,7 +588,7 @@ def test_sample_variables_render_the_spec_example() -> None:
     assert json.loads(request.body)["lead"] == {"score": 42}
 
 
-# -- compiled channels: the same request, or the same error, as the reference renderer ---------
+# -- one render path: a recipe compiles once; a problem every render hits fails in its place ----
 
 _FIELDS_OK = [
     {"name": "email", "source": "contact.email", "fallback": "none"},
@@ -603,38 +597,79 @@ _FIELDS_OK = [
     {"name": "fixed", "value": "7", "type": "number"},
     {"name": "missing", "value": "{{ contact.nope }}", "fallback": "fb"},
 ]
-COMPILED_CASES: list[dict[str, Any]] = [
-    make_channel(),
-    make_channel(url=URL + "/{{ contact.external_id | urlencode }}"),
-    make_channel(method="GET", body={"mode": "mapping", "fields": _FIELDS_OK}),
-    make_channel(content_type="form", body={"mode": "mapping", "fields": _FIELDS_OK}),
-    make_channel(body={"mode": "mapping", "fields": _FIELDS_OK}),
-    make_channel(body={"mode": "raw", "template": '{"a": {{ contact.first_name | tojson }}}'}),
-    make_channel(body={"mode": "raw", "template": "{{ contact.first_name }}"}),
-    make_channel(body={"mode": "raw", "template": "{% for x in range(3) %}{{ x }}{% endfor %}"}),
-    make_channel(auth={"type": "basic", "username": "u", "password": "p"}),
-    make_channel(auth={"type": "basic", "username": "{{ contact.id }}", "password": "p"}),
-    make_channel(auth={"type": "bearer", "token": "{{ contact.first_name }} x"}),
-    make_channel(auth={"type": "bearer", "token": ""}),
-    make_channel(auth={"type": "magic"}),
-    make_channel(headers=[{"name": "X-A", "value": "{{ contact.first_name }}"},
-                          {"name": "Content-Type", "value": "text/plain"}]),
-    make_channel(headers=[{"name": "X-A", "value": "{{ contact.nope }}"},
-                          {"name": "X-A", "value": "1"}]),
-    make_channel(url="{{ contact.nope }}", headers=[{"name": "Host", "value": "x"}]),
-    make_channel(url="{{ contact.first_name", method="PUT"),
-    make_channel(method="TRACE"),
-    make_channel(body={"mode": "mapping", "fields": [
+_JSON = ("Content-Type", "application/json")
+_FORM = ("Content-Type", "application/x-www-form-urlencoded")
+_DEFAULT_BODY = json.dumps(DEFAULT_PAYLOAD, ensure_ascii=False, separators=(",", ":")).encode()
+_MAPPED_QUERY = "email=none&lead.score=7&lead.hi=Hi+Ann&fixed=7&missing=fb"
+_MISSING_NOPE = "contact.nope is missing and has no fallback (add | default(...))"
+
+
+def _failed(message: str, location: str, variable: str | None = None) -> tuple:
+    return ("error", message, location, variable)
+
+
+RECIPE_CASES: list[tuple[dict[str, Any], Any]] = [
+    (make_channel(), RenderedRequest("POST", URL, (_JSON,), _DEFAULT_BODY)),
+    (make_channel(url=URL + "/{{ contact.external_id | urlencode }}"),
+     RenderedRequest("POST", URL + "/lead-1", (_JSON,), _DEFAULT_BODY)),
+    (make_channel(method="GET", body={"mode": "mapping", "fields": _FIELDS_OK}),
+     RenderedRequest("GET", f"{URL}?{_MAPPED_QUERY}", (), b"")),
+    (make_channel(content_type="form", body={"mode": "mapping", "fields": _FIELDS_OK}),
+     RenderedRequest("POST", URL, (_FORM,), _MAPPED_QUERY.encode())),
+    (make_channel(body={"mode": "mapping", "fields": _FIELDS_OK}),
+     RenderedRequest("POST", URL, (_JSON,), b'{"email":"none","lead":{"score":"7","hi":"Hi Ann"},'
+                                            b'"fixed":7,"missing":"fb"}')),
+    (make_channel(body={"mode": "raw", "template": '{"a": {{ contact.first_name | tojson }}}'}),
+     RenderedRequest("POST", URL, (_JSON,), b'{"a": "Ann"}')),
+    (make_channel(body={"mode": "raw", "template": "{{ contact.first_name }}"}),
+     _failed("the rendered body is not valid JSON (Expecting value: line 1 column 1 (char 0))",
+             "body.template")),
+    (make_channel(body={"mode": "raw", "template": "{% for x in range(3) %}{{ x }}{% endfor %}"}),
+     _failed("the rendered body is not valid JSON (Extra data: line 1 column 2 (char 1))",
+             "body.template")),
+    (make_channel(auth={"type": "basic", "username": "u", "password": "p"}),
+     RenderedRequest("POST", URL, (_JSON, ("Authorization", "Basic dTpw")), _DEFAULT_BODY)),
+    (make_channel(auth={"type": "basic", "username": "{{ contact.id }}", "password": "p"}),
+     RenderedRequest("POST", URL, (_JSON, ("Authorization", "Basic Y29uXzE6cA==")),
+                     _DEFAULT_BODY)),
+    (make_channel(auth={"type": "bearer", "token": "{{ contact.first_name }} x"}),
+     _failed("the bearer token is empty or contains spaces", "auth.token")),
+    (make_channel(auth={"type": "bearer", "token": ""}),
+     _failed("the bearer token is empty or contains spaces", "auth.token")),
+    (make_channel(auth={"type": "magic"}),
+     _failed("auth.type must be none, basic or bearer", "auth.type")),
+    (make_channel(headers=[{"name": "X-A", "value": "{{ contact.first_name }}"},
+                           {"name": "Content-Type", "value": "text/plain"}]),
+     RenderedRequest("POST", URL, (("X-A", "Ann"), ("Content-Type", "text/plain")),
+                     _DEFAULT_BODY)),
+    (make_channel(headers=[{"name": "X-A", "value": "{{ contact.nope }}"},
+                           {"name": "X-A", "value": "1"}]),
+     _failed(_MISSING_NOPE, "headers[0].value", "contact.nope")),
+    (make_channel(url="{{ contact.nope }}", headers=[{"name": "Host", "value": "x"}]),
+     _failed(_MISSING_NOPE, "url", "contact.nope")),
+    (make_channel(url="{{ contact.first_name", method="PUT"),
+     _failed("template error on line 1: unexpected end of template, "
+             "expected 'end of print statement'.", "url")),
+    (make_channel(method="TRACE"),
+     _failed("method must be one of GET, POST, PUT, PATCH, DELETE", "method")),
+    (make_channel(body={"mode": "mapping", "fields": [
         {"name": "a", "source": "contact.first_name", "type": "number"},
         {"name": "a.b", "value": "1"}]}),
-    make_channel(body={"mode": "mapping", "fields": [
+     _failed('cannot cast: "Ann" is not a number', "body.fields[0].type")),
+    (make_channel(body={"mode": "mapping", "fields": [
         {"name": "a", "source": "event.properties", "type": "json"},
         {"name": "a.b", "value": "1"}]}),
-    make_channel(body={"mode": "mapping", "fields": [
+     RenderedRequest("POST", URL, (_JSON,), b'{"a":{"score":7,"b":"1"}}')),
+    (make_channel(body={"mode": "mapping", "fields": [
         {"name": "x", "source": "contact.nope"}, {"name": "", "value": "1"}]}),
-    make_channel(body={"mode": "mapping", "fields": [{"name": "x", "value": "y", "type": "json"}]}),
-    make_channel(body={"mode": "mapping", "fields": [
+     _failed("contact.nope is missing and has no fallback", "body.fields[0].source",
+             "contact.nope")),
+    (make_channel(body={"mode": "mapping", "fields": [
+        {"name": "x", "value": "y", "type": "json"}]}),
+     _failed('cannot cast: "y" is not valid JSON', "body.fields[0].type")),
+    (make_channel(body={"mode": "mapping", "fields": [
         {"name": "x", "source": "contact.first_name", "type": "weird"}]}),
+     _failed("cannot cast: unknown type 'weird'", "body.fields[0].type")),
 ]  # fmt: skip
 
 
@@ -645,14 +680,13 @@ def _outcome(function: Any) -> Any:
         return ("error", exc.message, exc.location, exc.variable)
 
 
-@pytest.mark.parametrize("channel", COMPILED_CASES)
-def test_compiled_channel_renders_what_the_reference_renderer_renders(channel):
+@pytest.mark.parametrize(("channel", "expected"), RECIPE_CASES)
+def test_a_recipe_renders_one_request_or_its_first_error(channel, expected):
+    """Errors come in recipe order, data-dependent or not (a missing value before a bad name)."""
     settings = RenderSettings()  # fresh variables each time: a nesting field may write into them
-    expected = _outcome(
-        lambda: render_module._render_uncompiled(channel, make_variables(), settings)
-    )
-    compiled = render_module.compile_channel(channel, settings)
-    assert _outcome(lambda: compiled.render(make_variables())) == expected
+    compiled = compile_channel(channel, settings)
+    for _ in range(2):  # compiled once, rendered again
+        assert _outcome(lambda: compiled.render(make_variables())) == expected
     assert _outcome(lambda: render_request(channel, make_variables(), settings)) == expected
 
 
@@ -664,29 +698,48 @@ def test_compiled_channel_is_not_changed_by_mutating_the_callers_channel():
     assert dict(first.headers)["X-A"] == "1"
 
 
-CONSTANT_CASES: list[dict[str, Any]] = [
-    make_channel(headers=[{"name": "X-C", "value": "{{ campaign.name | upper }}"}],
-                 auth={"type": "basic", "username": "{{ workspace.id }}", "password": "p"}),
-    make_channel(url=URL + "/{{ workspace.id }}", body={"mode": "mapping", "fields": [
+_BAD_HEADER = _failed(
+    "a header value must not contain line breaks or control characters", "headers[0].value"
+)
+CONSTANT_CASES: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    (make_channel(headers=[{"name": "X-C", "value": "{{ campaign.name | upper }}"}],
+                  auth={"type": "basic", "username": "{{ workspace.id }}", "password": "p"}),
+     {"Spring": RenderedRequest("POST", URL, (_JSON, ("X-C", "SPRING"),
+                                              ("Authorization", "Basic d3NwXzE6cA==")),
+                                _DEFAULT_BODY),
+      "bad\nname": _BAD_HEADER}),
+    (make_channel(url=URL + "/{{ workspace.id }}", body={"mode": "mapping", "fields": [
         {"name": "c", "value": "{{ campaign.nope }}", "fallback": "fb"},
         {"name": "n", "value": "{{ campaign.name }}"}]}),
-    make_channel(url="{{ contact.nope }}", headers=[{"name": "X-C", "value": "{{ campaign.x }}"}]),
-    make_channel(headers=[{"name": "X-C", "value": "{{ campaign.nope }}"}]),
-    make_channel(headers=[{"name": "X-C", "value": "{{ campaign.name ~ contact.id }}"}]),
+     {"Spring": RenderedRequest("POST", URL + "/wsp_1", (_JSON,), b'{"c":"fb","n":"Spring"}'),
+      "bad\nname": RenderedRequest("POST", URL + "/wsp_1", (_JSON,),
+                                   b'{"c":"fb","n":"bad\\nname"}')}),
+    (make_channel(url="{{ contact.nope }}", headers=[{"name": "X-C", "value": "{{ campaign.x }}"}]),
+     dict.fromkeys(["Spring", "bad\nname"], _failed(_MISSING_NOPE, "url", "contact.nope"))),
+    (make_channel(headers=[{"name": "X-C", "value": "{{ campaign.nope }}"}]),
+     dict.fromkeys(["Spring", "bad\nname"], _failed(
+         "campaign.nope is missing and has no fallback (add | default(...))",
+         "headers[0].value", "campaign.nope"))),
+    (make_channel(headers=[{"name": "X-C", "value": "{{ campaign.name ~ contact.id }}"}]),
+     {"Spring": RenderedRequest("POST", URL, (_JSON, ("X-C", "Springcon_1")), _DEFAULT_BODY),
+      "bad\nname": _BAD_HEADER}),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("campaign_name", ["Spring", "bad\nname"])
-@pytest.mark.parametrize("channel", CONSTANT_CASES)
-def test_templates_reading_only_constants_render_once_with_the_same_result(channel, campaign_name):
+@pytest.mark.parametrize(("channel", "expected"), CONSTANT_CASES)
+def test_templates_reading_only_constants_render_once_with_the_same_result(
+    channel, expected, campaign_name
+):
     def variables() -> dict[str, Any]:
         return {**make_variables(), "campaign": {"id": "cmp_1", "name": campaign_name}}
 
     constants = {"campaign": variables()["campaign"], "workspace": variables()["workspace"]}
     settings = RenderSettings()
-    expected = _outcome(lambda: render_module._render_uncompiled(channel, variables(), settings))
-    compiled = render_module.compile_channel(channel, settings, constants=constants)
-    assert _outcome(lambda: compiled.render(variables())) == expected
+    compiled = compile_channel(channel, settings, constants=constants)
+    outcome = expected[campaign_name]
+    assert _outcome(lambda: compiled.render(variables())) == outcome
+    assert _outcome(lambda: render_request(channel, variables(), settings)) == outcome
 
 
 def test_nesting_under_a_dict_from_the_data_leaves_the_data_unchanged() -> None:

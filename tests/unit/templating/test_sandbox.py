@@ -8,15 +8,10 @@ from typing import Any
 import pytest
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 
-from engine.templating import sandbox
-from engine.templating.sandbox import (
-    MissingVariableError,
-    RenderBudget,
-    TemplateLimitError,
-    compile_template,
-    render_template,
-    wrap_variables,
-)
+from engine.templating.direct import DirectTemplate, _compiled_renderer, render_template
+from engine.templating.limits import RenderBudget, TemplateLimitError
+from engine.templating.sandbox import compile_template
+from engine.templating.wrapped import MissingVariableError, wrap_variables
 
 VARIABLES = {
     "contact": {
@@ -287,8 +282,8 @@ def _render_with_jinja(template: Any, wrapped: dict[str, Any]) -> str:
 )
 def test_direct_templates_render_exactly_like_jinja(source: str) -> None:
     """Simple templates skip the Jinja context; output and errors must be identical."""
-    direct = sandbox._compiled_renderer(source)
-    assert isinstance(direct, sandbox.DirectTemplate)
+    direct = _compiled_renderer(source)
+    assert isinstance(direct, DirectTemplate)
     template = compile_template(source)
     for variables in (VARIABLES, {}, {"contact": {"external_id": "a/b ü?&"}}):
         wrapped = wrap_variables(variables)
@@ -302,4 +297,4 @@ def test_direct_templates_render_exactly_like_jinja(source: str) -> None:
     ["{{ range(3) }}", "{{ self }}", "{% if a %}x{% endif %}", "{{ a ~ b }}", "{{ a|join(',') }}"],
 )
 def test_templates_beyond_paths_and_filters_use_jinja(source: str) -> None:
-    assert not isinstance(sandbox._compiled_renderer(source), sandbox.DirectTemplate)
+    assert not isinstance(_compiled_renderer(source), DirectTemplate)

@@ -9,7 +9,7 @@ import pytest
 from marshmallow import ValidationError
 
 from engine.netguard import parse_networks
-from engine.templating.render import RenderSettings
+from engine.templating.request import RenderSettings
 from web.schemas.channel import WebhookChannelSchema
 from web.schemas.errors import flatten_messages
 
