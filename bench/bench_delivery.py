@@ -37,7 +37,7 @@ from engine.store import Database, accounts
 from engine.store.models import Notification
 from tests.integration import factories
 
-THREADS = int(os.environ.get("BENCH_SENDER_THREADS", "16"))
+THREADS = int(os.environ.get("BENCH_SENDER_THREADS", "32"))
 STALL_SECONDS = 10
 #: How often the throughput runs count settled notifications (the end is seen at most this
 #: late; each count costs the process it runs in CPU the single worker process then lacks).
@@ -150,9 +150,9 @@ def wait_until_settled(database: Database, campaign_id: str, count: int) -> None
             time.sleep(POLL_SECONDS)
 
 
-def new_worker(database: Database) -> tuple[Worker, Transport]:
+def new_worker(database: Database, threads: int = THREADS) -> tuple[Worker, Transport]:
     transport = Transport(allowed_networks=parse_networks("127.0.0.0/8"))
-    worker = Worker(database, transport, threads=THREADS, poll_interval=1.0)
+    worker = Worker(database, transport, threads=threads, poll_interval=1.0)
     return worker, transport
 
 

@@ -87,6 +87,7 @@ def judge(claimed: ClaimedNotification, outcome: AttemptOutcome, now: datetime) 
         delivered=outcome.delivered,
         retry_at=retry_at,
         gone=outcome.status_code == 410 and not claimed.test,
+        retry_after=outcome.retry_after,
     )
 
 

@@ -2,19 +2,18 @@
 
 One dispatcher thread owns the outbox conversation: each cycle is one transaction that
 settles finished attempts (in batches) and claims due notifications while there is room.
-Claimed sends wait in a small per-host queue (:class:`SendQueue`) that the sender threads
-drain, so the threads keep sending while the dispatcher is in the database. Sender
-threads only build the signed request and call the transport. New work wakes the
-dispatcher at once (``engine.store.wakeups.announce_new_notifications``, a PostgreSQL
+Claimed sends wait in a :class:`~engine.delivery.send_queue.SendQueue` that the sender
+threads drain, so the threads keep sending while the dispatcher is in the database; the
+queue's fair shares keep slow and dead endpoints from taking every thread. New work wakes
+the dispatcher at once (``engine.store.wakeups.announce_new_notifications``, a PostgreSQL
 listener, a retry timer); a periodic wake-up is only the safety net.
 
-Isolation: each endpoint host may occupy at most a few sender threads at once — half of
-them for a host not seen yet, three quarters for one whose recent sends were all quick,
-an eighth for a host that looks stalled (a send in flight for over a second, or a last
-attempt that timed out or was slow). Only quick hosts get sends claimed ahead (prefetch);
-hosts at their limit are left out of claims, so other endpoints keep flowing however many
-requests a dead host swallows. A queued send whose lease would end before its timeout is
-given back instead of sent.
+Claims go channel by channel (``outbox.due_channels``: each webhook channel with due work,
+earliest first), and the worker's room is shared among them, so one channel's backlog never
+holds back another's first notification. Each channel's take is bounded by this worker's
+share of its ``max_concurrency`` (shared out among the live workers, who announce themselves
+by heartbeat) and decided by ``engine.delivery.pacing`` (rate limit slots, 429 pauses, the
+breaker's probe), whose state every worker shares through ``engine.store.channel_states``.
 """
 
 from __future__ import annotations
@@ -26,30 +25,32 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
+
+from engine.delivery import pacing
 from engine.delivery.attempts import judge, send_claimed
+from engine.delivery.send_queue import PREFETCH_PER_HOST, SendQueue
 from engine.delivery.transport import Transport
-from engine.store import Database, outbox, wakeups
+from engine.store import Database, channel_states, outbox, wakeups, workers
+from engine.store.channel_states import IDLE, ChannelPace
 from engine.store.claims import AttemptRecord, ClaimedNotification, SettleSummary
 from engine.store.types import utcnow
 
 logger = logging.getLogger(__name__)
 
-SLOW_AFTER_SECONDS = 1.0
 MAX_CLAIM_BATCH = 200
-#: Sends a quick host may have claimed ahead of the sender threads.
-PREFETCH_PER_HOST = 256
-#: Quick completions in a row before a host counts as quick.
-QUICK_STREAK = 8
-#: Idle hosts whose record (streak, slowness) is kept between sends, at most.
-MAX_TRACKED_HOSTS = 10_000
-#: Finished attempts are settled when the dispatcher is free, or at once when this many wait.
-SETTLE_BATCH = 64
-SETTLE_DELAY_SECONDS = 0.0
+MAX_TRACKED_CHANNELS = 10_000
+#: A worker announces itself this often; one silent for three times as long is not counted
+#: when channels' max_concurrency is shared out (each claim reads who is live).
+HEARTBEAT_SECONDS = 1.0
+LIVE_WITHIN = timedelta(seconds=3 * HEARTBEAT_SECONDS)
+LOCKED_RETRY = timedelta(seconds=0.05)
+#: A finished attempt waits at most this long for others to be settled with (one write
+#: transaction for many: on a busy process each costs milliseconds of waiting for the GIL).
+SETTLE_DELAY_SECONDS = 0.01
 #: A queued send starts only while its lease outlasts its timeout by this much.
 SEND_MARGIN_SECONDS = 1.0
 
@@ -57,148 +58,6 @@ SEND_MARGIN_SECONDS = 1.0
 def new_worker_id() -> str:
     """A name for this worker process, unique across hosts and restarts."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-@dataclass
-class _Host:
-    queued: deque[ClaimedNotification] = field(default_factory=deque)
-    in_flight: dict[str, float] = field(default_factory=dict)  # id -> monotonic start
-    slow: bool = False
-    quick_streak: int = 0
-
-
-@dataclass
-class _Finished:
-    claimed: ClaimedNotification
-    record: AttemptRecord | None  # None: not sent (``sent`` False) or the send crashed
-    sent: bool
-
-
-class SendQueue:
-    """Claimed sends per endpoint host, the per-host caps, and finished attempts.
-
-    Shared by the dispatcher (claims, collects) and the sender threads (take, done);
-    every method is thread-safe.
-    """
-
-    def __init__(self, threads: int, wake_dispatcher: Callable[[], None]) -> None:
-        self.host_cap = max(1, threads // 2)
-        self.quick_host_cap = max(self.host_cap, threads * 3 // 4)
-        self.slow_host_cap = max(1, threads // 8)
-        self._wake_dispatcher = wake_dispatcher
-        self._cond = threading.Condition()
-        self._hosts: dict[str | None, _Host] = {}
-        self._finished: list[_Finished] = []
-        self._queued = 0
-        self._in_flight = 0
-        self._closed = False
-
-    def _quick(self, state: _Host) -> bool:
-        return not state.slow and state.quick_streak >= QUICK_STREAK
-
-    def _cap(self, state: _Host, now: float) -> int:
-        """How many of this host's sends may run at once."""
-        if state.slow or any(now - t > SLOW_AFTER_SECONDS for t in state.in_flight.values()):
-            return self.slow_host_cap
-        return self.quick_host_cap if self._quick(state) else self.host_cap
-
-    def rooms(self, now: float) -> tuple[dict[str | None, int], int]:
-        """How many more sends each known host may be claimed, and the room of a new host."""
-        with self._cond:
-            rooms = {}
-            for host, state in self._hosts.items():
-                cap = self._cap(state, now)
-                limit = cap + PREFETCH_PER_HOST if self._quick(state) and cap > 1 else cap
-                rooms[host] = max(0, limit - len(state.queued) - len(state.in_flight))
-            return rooms, self.host_cap
-
-    @property
-    def outstanding(self) -> int:
-        """Sends queued or in flight."""
-        return self._queued + self._in_flight
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
-    def put(self, items: list[ClaimedNotification]) -> None:
-        with self._cond:
-            for item in items:
-                self._hosts.setdefault(item.endpoint_host, _Host()).queued.append(item)
-            self._queued += len(items)
-            self._cond.notify(len(items))
-
-    def take(self) -> ClaimedNotification | None:
-        """The next send a sender thread may start (blocks); None once closed."""
-        with self._cond:
-            while not self._closed:
-                now = time.monotonic()
-                for state in self._hosts.values():
-                    if state.queued and len(state.in_flight) < self._cap(state, now):
-                        item = state.queued.popleft()
-                        state.in_flight[item.id] = now
-                        self._queued -= 1
-                        self._in_flight += 1
-                        return item
-                self._cond.wait()
-            return None
-
-    def done(self, item: ClaimedNotification, record: AttemptRecord | None, sent: bool) -> None:
-        """A sender thread finished ``item``: free its slot and hand the result over.
-
-        Only sender threads call this, each calling :meth:`take` next."""
-        with self._cond:
-            state = self._hosts.get(item.endpoint_host)
-            now = time.monotonic()
-            cap_before = self._cap(state, now) if state is not None else 0
-            if state is not None and state.in_flight.pop(item.id, None) is not None:
-                self._in_flight -= 1
-                if sent:
-                    slow = record is None or (
-                        record.error_code in ("timeout", "connection_error")
-                        or (record.duration_ms or 0) > SLOW_AFTER_SECONDS * 1000
-                    )
-                    state.slow = slow
-                    state.quick_streak = 0 if slow else state.quick_streak + 1
-                if not (state.queued or state.in_flight or state.slow or state.quick_streak):
-                    del self._hosts[item.endpoint_host]  # nothing worth remembering
-                elif len(self._hosts) > MAX_TRACKED_HOSTS:
-                    self._forget_idle_hosts()
-                grown = self._cap(state, now) - cap_before
-                if grown > 0 and state.queued:
-                    self._cond.notify(grown)  # its cap grew: that many more sends may start
-                # The slot freed here needs no wake-up: the calling sender takes next.
-            self._finished.append(_Finished(item, record, sent))
-            count = len(self._finished)
-            starving = self._queued == 0
-        if count == 1 or count >= SETTLE_BATCH or starving:
-            self._wake_dispatcher()
-
-    def _forget_idle_hosts(self) -> None:
-        """Drop what is known of hosts with nothing queued or in flight (bounded memory);
-        slow ones are kept, so a stalled endpoint stays capped."""
-        idle = [h for h, s in self._hosts.items() if not (s.queued or s.in_flight or s.slow)]
-        for host in idle:
-            del self._hosts[host]
-
-    def collect(self) -> list[_Finished]:
-        with self._cond:
-            finished, self._finished = self._finished, []
-            return finished
-
-    def drop_queued(self) -> list[ClaimedNotification]:
-        """Take every send not started yet out of the queue (shutdown)."""
-        with self._cond:
-            dropped = [item for state in self._hosts.values() for item in state.queued]
-            for state in self._hosts.values():
-                state.queued.clear()
-            self._queued = 0
-            return dropped
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
 
 
 class Worker:
@@ -231,7 +90,16 @@ class Worker:
         self._unsent: list[ClaimedNotification] = []
         self._separate_next = False
         self._more_due = False  # the last claim left due work behind (no room for it)
+        self._refill = False  # a send ended while due work was left: claim when queue runs low
         self._lease_numbers = itertools.count(1)
+        #: Channels whose stored pace was not idle when last seen: settling must read it.
+        self._paced: dict[str, ChannelPace] = {}
+        #: The endpoint hosts of each channel's last claim: a channel whose hosts are all at
+        #: their cap is not queried (a dead endpoint's backlog costs no query per cycle).
+        self._channel_hosts: dict[str, set[str | None]] = {}
+        #: (this worker's rank, live workers) at the last heartbeat, and when that was.
+        self._membership = (0, 1)
+        self._last_beat = -HEARTBEAT_SECONDS
         self._senders = [
             threading.Thread(target=self._sender, name=f"hookcast-sender-{n}", daemon=True)
             for n in range(threads)
@@ -284,10 +152,12 @@ class Worker:
             if self._stopping:
                 break
             room = min(self._max_outstanding - self._queue.outstanding, MAX_CLAIM_BATCH)
-            claim = self._announced and room > 0
+            refill = self._refill and self._queue.queued < self.threads
+            claim = (self._announced or refill) and room > 0
             settle = bool(self._unsettled) and (
                 claim
-                or len(self._unsettled) >= SETTLE_BATCH
+                or len(self._unsettled) >= self._queue.settle_batch
+                or self._queue.blocked
                 or time.monotonic() - self._unsettled_since >= SETTLE_DELAY_SECONDS
             )
             if claim or settle or self._unsent:
@@ -316,7 +186,7 @@ class Worker:
             else:  # the send crashed: its lease brings it back later
                 self._claims.pop(done.claimed.id, None)
         if finished and self._more_due:
-            self._announced = True  # room again for the work the last claim left behind
+            self._refill = True  # room again for the work the last claim left behind
 
     def _cycle(self, room: int) -> None:
         """One transaction: give back unsent claims, settle finished attempts, claim more."""
@@ -328,27 +198,19 @@ class Worker:
         records, self._unsettled = self._unsettled, []
         unsent, self._unsent = self._unsent, []
         now = utcnow()
-        clock = time.monotonic()
-        rooms, new_host_room = self._queue.rooms(clock)
         lease = f"{self.worker_id}#{next(self._lease_numbers)}"
-        claimed: list[ClaimedNotification] = []
-        next_due = None
+        claim = _Claim()
         try:
             with self.database.transaction(write=True) as session:
                 if unsent:
                     outbox.release_leases(session, {c.id: c.lease for c in unsent}, now)
                 summary = outbox.record_attempts(session, records, now) if records else None
+                if records:
+                    self._settle_paces(session, records, now)
+                if time.monotonic() - self._last_beat >= HEARTBEAT_SECONDS:
+                    self._beat(session, now)
                 if room:
-                    claimed = outbox.claim_due_notifications(
-                        session,
-                        lease=lease,
-                        now=now,
-                        limit=room,
-                        room_for_host=lambda host: rooms.get(host, new_host_room),
-                        full_hosts=[h for h, r in rooms.items() if h is not None and r == 0],
-                    )
-                    if not claimed:  # idle: when is the next thing due?
-                        next_due = outbox.next_due_at(session)
+                    claim = self._claim(session, lease, now, room)
         except Exception:
             logger.exception("settling or claiming failed; retrying shortly")
             self._unsettled = records + self._unsettled
@@ -357,6 +219,7 @@ class Worker:
             self._separate_next = True
             time.sleep(0.5)
             return
+        self._queue.settled(len(records))
         for item in unsent:
             self._claims.pop(item.id, None)
         for record in records:
@@ -365,18 +228,141 @@ class Worker:
             self._after_settle(records, summary)
         if not room:
             return
-        self._announced = False
-        for item in claimed:
+        self._announced = self._refill = False
+        for item in claim.items:
             self._claims[item.id] = item
-        self._queue.put(claimed)
-        # After a claim that found work, look again once a send finishes (more may wait for
-        # a busy host); an empty claim read ``next_due``, which says whether rows still wait.
-        full = len(claimed) >= room or (next_due is not None and next_due <= now)
-        self._more_due = full or bool(claimed)
-        if full:
-            self._announced = True  # more is due than we had room for: claim again when free
-        elif next_due is not None:
-            self._schedule_timer(next_due)
+        self._queue.put(claim.items)
+        # Look again once a send finishes while due work was left; claim again at once when
+        # the whole room was used; else wake when the next thing falls due (a pause or rate
+        # slot ending, or a retry).
+        self._more_due = claim.more
+        if len(claim.items) >= room:
+            self._announced = True
+        elif claim.ready_at is not None:
+            self._schedule_timer(claim.ready_at)
+
+    def _claim(self, session: Session, lease: str, now: datetime, room: int) -> _Claim:
+        """Claim from each channel with due work its fair part of ``room``."""
+        claim = _Claim()
+        channels = outbox.due_channels(session, now=now)
+        if not channels:
+            claim.ready_at = outbox.next_due_after(session, now)
+            return claim
+        self._learn_membership(session, now)
+        rooms, new_host_room = self._queue.rooms(time.monotonic())
+        full_hosts = [h for h, r in rooms.items() if h is not None and r == 0]
+        wanted: dict[str, int] = {}
+        for channel in channels:
+            campaign = channel.campaign
+            if campaign.webhook_disabled or not campaign.active:
+                outbox.hold_due(session, campaign, now)
+                continue
+            self._remember_pace(campaign.id, channel.pace)
+            cap = pacing.concurrency_share(
+                pacing.max_concurrency(campaign.channel), *self._membership
+            )
+            wanted[campaign.id] = self._queue.channel_room(campaign.id, cap)
+        shares = _fair_shares(wanted, room)
+        saved: list[tuple[str, ChannelPace]] = []
+        for channel in channels:
+            campaign = channel.campaign
+            share = shares.get(campaign.id, 0)
+            if campaign.id not in wanted:
+                continue
+            hosts = self._channel_hosts.get(campaign.id)
+            if hosts and all(rooms.get(host, new_host_room) <= 0 for host in hosts):
+                claim.more = True  # its endpoint is at its cap here: no query until it frees
+                continue
+            interval = pacing.rate_interval(campaign.channel)
+            pace = channel.pace
+            if interval is not None or pacing.breaker_open(pace):
+                locked = outbox.lock_channel(session, campaign.id)  # its state will change
+                if locked is None:  # another worker is claiming it: look again shortly
+                    claim.wait_until(now + LOCKED_RETRY)
+                    continue
+                pace = locked
+            given = pacing.grant(
+                pace,
+                room=share,
+                interval=interval,
+                now=now,
+                probe_seconds=outbox.lease_seconds(campaign),
+            )
+            if given.ready_at is not None:  # paused, or its next rate slot is ahead
+                claim.wait_until(given.ready_at)
+                continue
+            # Due work seen: what is not taken now (no room here, a host at its cap) is
+            # looked for again when a send ends.
+            claim.more = True
+            if not given.take:
+                continue
+            items = outbox.claim_channel(
+                session,
+                campaign,
+                lease=lease,
+                now=now,
+                limit=given.take,
+                not_before=given.slots,
+                room_for_host=lambda host: rooms.get(host, new_host_room),
+                full_hosts=full_hosts,
+            )
+            claim.items.extend(items)
+            for item in items:  # later channels on the same host see what this one took
+                rooms[item.endpoint_host] = rooms.get(item.endpoint_host, new_host_room) - 1
+            if items:
+                if len(self._channel_hosts) > MAX_TRACKED_CHANNELS:
+                    self._channel_hosts.clear()
+                self._channel_hosts[campaign.id] = {item.endpoint_host for item in items}
+            updated = pacing.after_claim(pace, given, len(items))
+            if updated is not None:
+                saved.append((campaign.id, updated))
+                self._remember_pace(campaign.id, updated)
+            if given.slots and len(items) == given.take and updated and updated.rate_next_at:
+                claim.wait_until(updated.rate_next_at - pacing.RATE_HORIZON)  # its next slots
+        channel_states.save(session, saved, now)
+        return claim
+
+    def _beat(self, session: Session, now: datetime) -> None:
+        """Tell the other workers this one is alive."""
+        workers.beat(session, self.worker_id, now, live_within=LIVE_WITHIN)
+        self._last_beat = time.monotonic()
+
+    def _learn_membership(self, session: Session, now: datetime) -> None:
+        """This worker's rank among the live ones, for this claim's max_concurrency shares."""
+        live = workers.live(session, now, live_within=LIVE_WITHIN)
+        if self.worker_id not in live:  # not heard of yet (its beat is in this transaction)
+            live = sorted([*live, self.worker_id])
+        self._membership = (live.index(self.worker_id), len(live))
+
+    def _remember_pace(self, campaign_id: str, pace: ChannelPace) -> None:
+        if pace == IDLE:
+            self._paced.pop(campaign_id, None)
+        else:
+            self._paced[campaign_id] = pace
+
+    def _settle_paces(self, session: Session, records: list[AttemptRecord], now: datetime) -> None:
+        """Apply finished attempts to their channels' shared pace (stalls, 429s, probes);
+        channels with nothing to change are not touched."""
+        outcomes: dict[str, list[pacing.Outcome]] = {}
+        for record in records:
+            if not record.claimed.test:
+                outcomes.setdefault(record.claimed.campaign.id, []).append(
+                    pacing.Outcome(record.error_code, record.status_code, record.retry_after)
+                )
+        touched = [
+            cid
+            for cid, found in outcomes.items()
+            if pacing.needs_settling(self._paced.get(cid, IDLE), found)
+        ]
+        if not touched:
+            return
+        saved = []
+        for cid, pace in channel_states.load(session, touched, for_update=True).items():
+            updated = pacing.after_attempts(pace, outcomes[cid], now)
+            self._remember_pace(cid, updated)
+            if updated != pace:
+                saved.append((cid, updated))
+        channel_states.save(session, saved, now)
 
     def _after_settle(self, records: list[AttemptRecord], summary: SettleSummary) -> None:
         if summary.stale:
@@ -439,3 +425,34 @@ class Worker:
                 logger.info("released %d unfinished sends at shutdown", released)
             except Exception:
                 logger.exception("releasing leases at shutdown failed; they expire on their own")
+        try:
+            with self.database.transaction(write=True) as session:
+                workers.forget(session, self.worker_id)
+        except Exception:  # its heartbeat goes stale on its own
+            logger.warning("could not sign off at shutdown", exc_info=True)
+
+
+class _Claim:
+    """What one claim took, and when to look again."""
+
+    def __init__(self) -> None:
+        self.items: list[ClaimedNotification] = []
+        self.more = False
+        self.ready_at: datetime | None = None
+
+    def wait_until(self, when: datetime | None) -> None:
+        if when is not None and (self.ready_at is None or when < self.ready_at):
+            self.ready_at = when
+
+
+def _fair_shares(wanted: dict[str, int], room: int) -> dict[str, int]:
+    """Share ``room`` among channels wanting ``wanted[c]`` each: equal parts, what one
+    channel leaves going to the others (water filling)."""
+    shares: dict[str, int] = {}
+    left = room
+    pending = sorted(wanted.items(), key=lambda item: item[1])
+    for index, (cid, want) in enumerate(pending):
+        part = -(-left // (len(pending) - index))  # ceil: nothing is left over at the end
+        shares[cid] = min(want, part, left)
+        left -= shares[cid]
+    return shares

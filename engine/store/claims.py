@@ -79,6 +79,8 @@ class ClaimedNotification:
     request: Mapping[str, Any]
     request_secrets: Mapping[str, str]
     campaign: CampaignDelivery
+    #: With a rate limit: the send's slot, before which it must not start.
+    not_before: datetime | None = None
 
 
 def lease_seconds(campaign: CampaignDelivery) -> float:
@@ -106,6 +108,8 @@ class AttemptRecord:
     delivered: bool
     retry_at: datetime | None
     gone: bool = False
+    #: Seconds a 429/503 asked us to wait (``Retry-After``), if it said.
+    retry_after: float | None = None
 
 
 @dataclass

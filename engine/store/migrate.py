@@ -39,11 +39,8 @@ def head_revision(database: Database) -> str | None:
 
 
 def autogenerate(database: Database, *, message: str, rev_id: str) -> None:
-    """Write a new revision from the difference between the models and ``database``.
-
-    Until the first release the schema is a single revision: developers regenerate it
-    (``./dev migration``) against an empty database instead of stacking revisions.
-    """
+    """Write a new revision from the difference between the models and ``database`` (a
+    database at head: ``./dev migration MSG``). Released revisions are never rewritten."""
     config = alembic_config(database)
     with database.engine.begin() as connection:
         config.attributes["connection"] = connection

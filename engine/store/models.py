@@ -185,6 +185,39 @@ class Campaign(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class ChannelState(Base):
+    """How a campaign's webhook channel is being paced, shared by every worker process.
+
+    ``rate_next_at``: the rate limit's next free send slot (a virtual clock that moves by
+    one interval per send). ``paused_until`` with ``pause_reason`` (``retry_after``: the
+    receiver answered 429; ``breaker``: it keeps timing out or refusing connections): no
+    send starts before then, except the breaker's single probe. ``stalls`` and
+    ``throttles`` count consecutive attempts that stalled / were answered 429. A channel
+    that never needed pacing has no row.
+    """
+
+    __tablename__ = "channel_states"
+
+    campaign_id: Mapped[str] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    rate_next_at: Mapped[datetime | None]
+    paused_until: Mapped[datetime | None]
+    pause_reason: Mapped[str | None] = mapped_column(String(20))
+    stalls: Mapped[int] = mapped_column(Integer, default=0)
+    throttles: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WorkerHeartbeat(Base):
+    """A live worker process: channels' ``max_concurrency`` is shared out among these."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Template(Base):
     __tablename__ = "templates"
 
@@ -228,6 +261,13 @@ class Notification(Base):
             sqlite_where=text("test IS 1"),  # planner matches the partial index
         ),
         Index("ix_notifications_campaign_status", "campaign_id", "status"),
+        Index(  # fair claims: each channel's earliest due notification, one seek each
+            "ix_notifications_open_by_campaign",
+            "campaign_id",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('pending', 'retrying', 'sending')"),
+            sqlite_where=text("status IN ('pending', 'retrying', 'sending')"),
+        ),
         Index("ix_notifications_cap", "campaign_id", "contact_id", "created_at"),
         Index("ix_notifications_created", "created_at"),
     )

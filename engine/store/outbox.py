@@ -18,6 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,9 @@ from sqlalchemy import Text, bindparam, cast, func, select, text, type_coerce, u
 from sqlalchemy.orm import Session
 
 from engine import crypto
-from engine.store.bulk import insert_rows, is_in
+from engine.store import channel_states
+from engine.store.bulk import fetch_rows, insert_rows, is_in
+from engine.store.channel_states import ChannelPace
 from engine.store.claims import (
     AttemptRecord,
     CampaignDelivery,
@@ -40,12 +43,13 @@ from engine.store.health import (
     update_health,
 )
 from engine.store.models import Attempt, Campaign, Notification
+from engine.store.types import UTCDateTime
 from engine.store.wakeups import announce_new_notifications
 
 MAX_STORED_BODY_BYTES = 65536
 
 
-# Written out literally so PostgreSQL matches the partial index ix_notifications_due.
+# Written out literally so PostgreSQL matches the partial indexes on open notifications.
 _DUE_STATUSES_SQL = text("notifications.status IN ('pending', 'retrying', 'sending')")
 
 # -- claiming ---------------------------------------------------------------------------------
@@ -146,74 +150,149 @@ campaign_cache = CampaignCache()
 _secrets = _SecretsCache()
 
 
-def claim_due_notifications(
+@dataclass(frozen=True)
+class DueChannel:
+    """A channel with notifications due now: its delivery settings, earliest due time and
+    stored pacing state (as read, unlocked: see :func:`lock_channel`)."""
+
+    campaign: CampaignDelivery
+    due_at: datetime
+    pace: ChannelPace
+
+
+# Channels with open notifications, found by skipping through ix_notifications_open_by_campaign
+# (one index seek per channel however many rows each has), each with its earliest due time
+# and its pacing state.
+_DUE_CHANNELS_SQL = """
+WITH RECURSIVE open_channels(cid) AS (
+    SELECT min(campaign_id) FROM notifications
+    WHERE status IN ('pending', 'retrying', 'sending')
+    UNION ALL
+    SELECT (SELECT min(n.campaign_id) FROM notifications n
+            WHERE n.status IN ('pending', 'retrying', 'sending') AND n.campaign_id > o.cid)
+    FROM open_channels o WHERE o.cid IS NOT NULL
+),
+due AS (
+    SELECT o.cid AS cid,
+           (SELECT min(n.next_attempt_at) FROM notifications n
+            WHERE n.campaign_id = o.cid
+              AND n.status IN ('pending', 'retrying', 'sending')) AS due_at
+    FROM open_channels o WHERE o.cid IS NOT NULL
+)
+SELECT c.id, c.updated_at, c.webhook_disabled, due.due_at,
+       cs.rate_next_at, cs.paused_until, cs.pause_reason, cs.stalls, cs.throttles
+FROM due
+JOIN campaigns c ON c.id = due.cid
+LEFT JOIN channel_states cs ON cs.campaign_id = c.id
+WHERE due.due_at <= :now
+"""
+
+
+def due_channels(session: Session, *, now: datetime) -> list[DueChannel]:
+    """Channels with notifications due at ``now``, earliest due first.
+
+    The caller claims from them with :func:`claim_channel` (after :func:`lock_channel` for
+    a channel whose pacing state it will change) and commits."""
+    rows = session.execute(
+        text(_DUE_CHANNELS_SQL)
+        .bindparams(bindparam("now", type_=UTCDateTime()))
+        .columns(
+            updated_at=UTCDateTime(),
+            due_at=UTCDateTime(),
+            rate_next_at=UTCDateTime(),
+            paused_until=UTCDateTime(),
+        ),
+        {"now": now},
+    ).all()
+    if not rows:
+        return []
+    campaigns = campaign_cache.load(
+        session,
+        [row.id for row in rows],
+        [(r.id, r.updated_at, bool(r.webhook_disabled)) for r in rows],
+    )
+    due = []
+    for row in rows:
+        campaign = campaigns.get(row.id)
+        if campaign is None:
+            continue
+        pace = ChannelPace(
+            row.rate_next_at,
+            row.paused_until,
+            row.pause_reason,
+            row.stalls or 0,
+            row.throttles or 0,
+        )
+        due.append(DueChannel(campaign, row.due_at, pace))
+    due.sort(key=lambda channel: channel.due_at)
+    return due
+
+
+def lock_channel(session: Session, campaign_id: str) -> ChannelPace | None:
+    """Lock a channel for a claim that changes its pacing state (a rate slot, a probe) and
+    read that state afresh; None when another worker holds it right now (PostgreSQL: it is
+    skipped, not waited for). Settling locks the same row, so the two never interleave."""
+    if session.get_bind().dialect.name == "postgresql":
+        locked = session.execute(
+            select(_C.c.id)
+            .where(_C.c.id == campaign_id)
+            .with_for_update(key_share=True, skip_locked=True, of=_C)
+        ).first()
+        if locked is None:
+            return None
+    return channel_states.load(session, [campaign_id])[campaign_id]
+
+
+def hold_due(session: Session, campaign: CampaignDelivery, now: datetime) -> int:
+    """Hold the due notifications of a disabled or inactive webhook instead of sending them."""
+    reason = "webhook_disabled" if campaign.webhook_disabled else "webhook_inactive"
+    where = (_N.c.campaign_id == campaign.id) & _DUE_STATUSES_SQL & (_N.c.next_attempt_at <= now)
+    return hold(session, where, reason, now)
+
+
+def claim_channel(
     session: Session,
+    campaign: CampaignDelivery,
     *,
     lease: str,
     now: datetime,
     limit: int,
+    not_before: Sequence[datetime] = (),
     room_for_host: Callable[[str | None], int] | None = None,
     full_hosts: Collection[str] = (),
 ) -> list[ClaimedNotification]:
-    """Lease up to ``limit`` due notifications (pending, retrying, or an expired lease).
+    """Lease up to ``limit`` of one channel's due notifications, earliest due first.
 
-    Correct with any number of workers: on PostgreSQL the candidates are locked with
-    ``FOR UPDATE SKIP LOCKED`` (concurrent claimers take different rows); on SQLite the
-    session is a write transaction (``BEGIN IMMEDIATE``), so claimers take turns.
-    ``full_hosts`` are left out entirely; ``room_for_host`` says how many more sends each
-    other host may take (a per-host in-flight cap). Notifications of a disabled or
-    inactive webhook are moved to ``held`` instead. The caller commits.
-
-    Plain Core rows, campaign settings from :data:`campaign_cache`: claiming is on every
-    delivery's path, so it stays a few statements per batch.
+    Correct with any number of workers: on PostgreSQL the rows are locked with ``FOR UPDATE
+    SKIP LOCKED`` (concurrent claimers take different rows); on SQLite the session is a
+    write transaction, so claimers take turns. ``not_before``: the rate limit's slot of each
+    send, in claim order (the lease lasts until the last slot's send can end).
+    ``full_hosts`` are left out; ``room_for_host`` says how many more sends each other host
+    may take. The caller commits.
     """
     if limit < 1:
         return []
     query = (
         select(
-            _N.c.id,
-            _N.c.campaign_id,
-            _N.c.endpoint_host,
-            _N.c.attempt_count,
-            _N.c.test,
-            _RAW_REQUEST,
-            _RAW_SECRETS,
-            _C.c.updated_at.label("campaign_updated_at"),
-            _C.c.webhook_disabled,
+            _N.c.id, _N.c.endpoint_host, _N.c.attempt_count, _N.c.test, _RAW_REQUEST, _RAW_SECRETS
         )
-        .join(_C, _C.c.id == _N.c.campaign_id)
-        .where(_DUE_STATUSES_SQL, _N.c.next_attempt_at <= now)
+        .where(_N.c.campaign_id == campaign.id, _DUE_STATUSES_SQL, _N.c.next_attempt_at <= now)
         .order_by(_N.c.next_attempt_at)
-        .limit(limit + min(limit, 50))
+        .limit(limit + min(limit, 50) if room_for_host is not None else limit)
         .with_for_update(skip_locked=True, of=_N)
     )
     if full_hosts:
         query = query.where(
             _N.c.endpoint_host.is_(None) | _N.c.endpoint_host.not_in(list(full_hosts))
         )
-    rows = session.execute(query).all()
-    if not rows:
-        return []
-    versions = {row.campaign_id: (row.campaign_updated_at, row.webhook_disabled) for row in rows}
-    campaigns = campaign_cache.load(
-        session, versions, [(cid, at, bool(off)) for cid, (at, off) in versions.items()]
-    )
-    held: dict[str, list[str]] = {"webhook_disabled": [], "webhook_inactive": []}
+    start = not_before[-1] if not_before else now
+    lease_until = start + timedelta(seconds=lease_seconds(campaign))
     taken: dict[str | None, int] = {}
     rooms: dict[str | None, int] = {}
     claimed: list[ClaimedNotification] = []
-    for row in rows:
-        campaign = campaigns.get(row.campaign_id)
-        if campaign is None:
-            continue
-        if campaign.webhook_disabled or not campaign.active:
-            held["webhook_disabled" if campaign.webhook_disabled else "webhook_inactive"].append(
-                row.id
-            )
-            continue
+    for nid, host, attempt_count, test, request_json, secrets_token in fetch_rows(session, query):
         if len(claimed) >= limit:
-            continue
-        host = row.endpoint_host
+            break
         if room_for_host is not None:
             if host not in rooms:
                 rooms[host] = room_for_host(host)
@@ -222,35 +301,32 @@ def claim_due_notifications(
         taken[host] = taken.get(host, 0) + 1
         claimed.append(
             ClaimedNotification(
-                id=row.id,
+                id=nid,
                 lease=lease,
-                lease_until=now + timedelta(seconds=lease_seconds(campaign)),
+                lease_until=lease_until,
                 endpoint_host=host,
-                attempt_count=row.attempt_count,
-                test=bool(row.test),
-                request=json.loads(row.request_json) if row.request_json else {},
-                request_secrets=_secrets.open(row.secrets_token),
+                attempt_count=attempt_count,
+                test=bool(test),
+                request=json.loads(request_json) if request_json else {},
+                request_secrets=_secrets.open(secrets_token),
                 campaign=campaign,
+                not_before=not_before[len(claimed)] if not_before else None,
             )
         )
-    by_lease_end: dict[datetime, list[str]] = {}
-    for item in claimed:
-        by_lease_end.setdefault(item.lease_until, []).append(item.id)
-    for lease_until, ids in by_lease_end.items():
+    if claimed:
         session.execute(
             update(_N)
-            .where(is_in(session, _N.c.id, ids))
+            .where(is_in(session, _N.c.id, [item.id for item in claimed]))
             .values(status="sending", leased_by=lease, next_attempt_at=lease_until, updated_at=now)
         )
-    for reason, ids in held.items():
-        if ids:
-            hold(session, is_in(session, Notification.id, ids), reason, now)
     return claimed
 
 
-def next_due_at(session: Session) -> datetime | None:
-    """When the earliest open notification (or lease) falls due, if any."""
-    return session.scalar(select(func.min(_N.c.next_attempt_at)).where(_DUE_STATUSES_SQL))
+def next_due_after(session: Session, now: datetime) -> datetime | None:
+    """When the earliest open notification (or lease) that is not due yet falls due."""
+    return session.scalar(
+        select(func.min(_N.c.next_attempt_at)).where(_DUE_STATUSES_SQL, _N.c.next_attempt_at > now)
+    )
 
 
 def release_leases(session: Session, leases: Mapping[str, str], now: datetime) -> int:
@@ -323,7 +399,7 @@ def record_attempts(
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.order_by(_N.c.id).with_for_update()
-    leases = dict(session.execute(query).all())
+    leases = dict(fetch_rows(session, query))
     valid: list[AttemptRecord] = []
     for record in records:
         claimed = record.claimed

@@ -8,6 +8,7 @@ file, for crash tests).
 from __future__ import annotations
 
 import contextlib
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -87,6 +88,74 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class Blackhole:
+    """A loopback endpoint that accepts connections and never answers, until ``answer()``.
+
+    Counts the connections it was sent (``accepted``) and the most that were open at once
+    (``peak``); once answering, it replies 200 to every request on a new connection.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.accepted = 0
+        self.open = 0
+        self.peak = 0
+        self._answering = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._socket = socket.create_server((host, 0))
+        self._socket.settimeout(0.2)
+        self.port = self._socket.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def answer(self) -> None:
+        self._answering.set()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                continue
+            with self._lock:
+                self.accepted += 1
+                self.open += 1
+                self.peak = max(self.peak, self.open)
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        connection.settimeout(0.2)
+        answering = self._answering.is_set()
+        received = b""
+        try:
+            while not self._closed.is_set():
+                try:
+                    chunk = connection.recv(65536)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    break  # the client gave up (its timeout)
+                received += chunk
+                if answering and b"\r\n\r\n" in received:
+                    connection.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                    )
+                    break
+        except OSError:
+            pass
+        finally:
+            connection.close()
+            with self._lock:
+                self.open -= 1
+
+    def close(self) -> None:
+        self._closed.set()
+        self._socket.close()
 
 
 def _serve_recording(port_file: Path, log_file: Path) -> None:

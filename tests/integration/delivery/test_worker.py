@@ -163,17 +163,17 @@ def test_claims_lease_and_expired_leases_are_taken_again(db, workspace, receiver
     _, ids = factories.make_notifications(db, workspace.id, receiver.url(), 3)
     now = utcnow()
     with db.transaction() as session:
-        first = outbox.claim_due_notifications(session, lease="a#1", now=now, limit=2)
+        first = claim_due(session, lease="a#1", now=now, limit=2)
     with db.transaction() as session:
-        second = outbox.claim_due_notifications(session, lease="b#1", now=now, limit=5)
+        second = claim_due(session, lease="b#1", now=now, limit=5)
     assert len(first) == 2 and len(second) == 1
     assert {c.id for c in first} | {c.id for c in second} == set(ids)
     lease_end = first[0].lease_until
     assert lease_end == now + timedelta(seconds=5 + claims.LEASE_MARGIN_SECONDS)
     with db.transaction() as session:
-        assert outbox.claim_due_notifications(session, lease="c#1", now=now, limit=5) == []
+        assert claim_due(session, lease="c#1", now=now, limit=5) == []
         # After the lease ends (a worker died), the same notifications are claimed again.
-        again = outbox.claim_due_notifications(session, lease="c#2", now=lease_end, limit=5)
+        again = claim_due(session, lease="c#2", now=lease_end, limit=5)
     assert {c.id for c in again} == set(ids)
     # The first worker's late result no longer counts.
     stale = factories_record(first[0], delivered=True)
@@ -181,6 +181,16 @@ def test_claims_lease_and_expired_leases_are_taken_again(db, workspace, receiver
         summary = outbox.record_attempts(session, [stale], utcnow())
     assert summary.stale == [first[0].id] and summary.recorded == 0
     assert notification(db, first[0].id).leased_by == "c#2"
+
+
+def claim_due(session, *, lease, now, limit):
+    """What a worker's claim does without pacing: each due channel in turn, up to ``limit``."""
+    claimed = []
+    for channel in outbox.due_channels(session, now=now):
+        claimed += outbox.claim_channel(
+            session, channel.campaign, lease=lease, now=now, limit=limit - len(claimed)
+        )
+    return claimed
 
 
 def factories_record(claimed, *, delivered):
@@ -203,7 +213,7 @@ def test_lease_recovery_and_release(db, workspace, receiver):
     _, ids = factories.make_notifications(db, workspace.id, receiver.url(), 2)
     now = utcnow()
     with db.transaction() as session:
-        claimed = outbox.claim_due_notifications(session, lease="w#1", now=now, limit=2)
+        claimed = claim_due(session, lease="w#1", now=now, limit=2)
     with db.transaction() as session:
         released = outbox.release_leases(session, {claimed[0].id: "w#1"}, now)
         recovered = outbox.recover_expired_leases(session, claimed[1].lease_until)
