@@ -17,6 +17,8 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.ids import ulid_floor
+from engine.store import channel_states
+from engine.store.channel_states import ChannelWait
 from engine.store.models import (
     NOTIFICATION_STATUSES,
     Alert,
@@ -30,6 +32,8 @@ ID_PREFIX = "msg_"
 RETRYABLE_STATUSES = ("failed", "cancelled")
 #: Statuses a cancel applies to (a send in flight cannot be called back).
 CANCELLABLE_STATUSES = ("pending", "retrying", "held")
+#: A due notification in these statuses may be held back by its channel's pacing.
+WAITING_STATUSES = ("pending", "retrying")
 #: Retention keeps notifications the worker still has to act on, whatever their age.
 PURGEABLE_STATUSES = ("delivered", "failed", "cancelled", "skipped")
 
@@ -186,6 +190,28 @@ def get_notification_detail(
         attempts=list_attempts(session, notification.id),
         campaign=session.get(Campaign, notification.campaign_id),
     )
+
+
+def channel_waits(
+    session: Session, notifications: Iterable[Notification], now: datetime
+) -> dict[str, ChannelWait]:
+    """Notification id -> why its channel holds it back, for those that are due but wait.
+
+    Due means ``pending`` or ``retrying`` with ``next_attempt_at`` reached: a notification
+    whose next attempt is still ahead is waiting for that time, not for its channel. The
+    channel's rate limit, a 429's ``Retry-After`` or the breaker may hold due ones back
+    (``engine.store.channel_states.waits``: one query for all their campaigns)."""
+    due = [
+        n
+        for n in notifications
+        if n.status in WAITING_STATUSES
+        and n.next_attempt_at is not None
+        and n.next_attempt_at <= now
+    ]
+    if not due:
+        return {}
+    found = channel_states.waits(session, {n.campaign_id for n in due}, now)
+    return {n.id: found[n.campaign_id] for n in due if n.campaign_id in found}
 
 
 # -- actions --------------------------------------------------------------------------------

@@ -40,10 +40,14 @@ def list_notifications() -> dict[str, Any]:
 
 @bp.get("/notifications/<notification_id>")
 def get_notification(notification_id: str) -> dict[str, Any]:
-    detail = log_store.get_notification_detail(get_session(), workspace_id(), notification_id)
+    session = get_session()
+    detail = log_store.get_notification_detail(session, workspace_id(), notification_id)
     if detail is None:
         raise not_found("notification", notification_id)
-    return notification_to_json(detail.notification, detail.attempts)
+    waits = log_store.channel_waits(session, [detail.notification], utcnow())
+    return notification_to_json(
+        detail.notification, detail.attempts, wait=waits.get(detail.notification.id)
+    )
 
 
 def _act_on(

@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.store.log_stats import COUNTED_STATUSES, WINDOWS
 from engine.store.models import CAMPAIGN_STATUSES, NOTIFICATION_STATUSES
+from web.log.explanations import WAITS
 
 
 def ref(name: str) -> dict[str, str]:
@@ -170,8 +171,26 @@ NOTIFICATION = _object(
             "items": ref("Attempt"),
             "description": "Only in GET /notifications/{id}.",
         },
+        "waiting": {
+            **_nullable(
+                _object(
+                    {
+                        "reason": {"type": "string", "enum": list(WAITS)},
+                        "until": DATETIME,
+                        "message": {**STRING, "description": "The same in plain words."},
+                    }
+                )
+            ),
+            "description": "Only in GET /notifications/{id}. Why a notification that is due "
+            "(`pending` or `retrying`, `next_attempt_at` reached) is not being sent yet: "
+            "`rate_limit` (the channel's next free send slot under its `rate_limit`), "
+            "`retry_after` (the endpoint answered 429; the whole channel waits for its "
+            "Retry-After) or `breaker` (the endpoint keeps timing out or refusing "
+            "connections: one probe request at a time), and until when. Waiting never fails "
+            "a notification nor spends an attempt. null when it is not held back.",
+        },
     },
-    optional=("attempts",),
+    optional=("attempts", "waiting"),
 )
 
 BULK_JOB = _object(

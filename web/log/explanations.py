@@ -2,11 +2,16 @@
 
 The log shows these next to the raw error code so a marketer can act without a developer.
 Keyed by the transport's error codes (SPEC §5) and, for ``http_status``, by status code.
+Also: why a due notification is waiting for its channel (rate limit, 429, breaker), in the
+log and in the API's ``waiting.message``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from engine.store.channel_states import ChannelWait
 
 
 @dataclass(frozen=True)
@@ -140,3 +145,40 @@ def explain_reason(reason: str | None) -> str | None:
     if not reason:
         return None
     return REASONS.get(reason, reason)
+
+
+WAITS: dict[str, Explanation] = {
+    "rate_limit": Explanation(
+        "rate limit — the channel's next free send slot is at {until}",
+        "notifications over the channel's rate limit wait their turn: they never fail or use "
+        "up an attempt for it; raise the limit in the Content tab if the receiver takes more",
+    ),
+    "retry_after": Explanation(
+        "the endpoint answered 429 (too many requests) — sends to it resume at {until}",
+        "the whole channel holds back as long as the receiver asks (Retry-After); waiting "
+        "uses up no attempt",
+    ),
+    "breaker": Explanation(
+        "the endpoint keeps timing out or refusing connections — one probe request at a "
+        "time; next probe at {until}",
+        "the rest wait without using up attempts until a probe gets an answer; check that "
+        "the receiver is up and reachable",
+    ),
+}
+
+
+def _moment(until: datetime, now: datetime | None) -> str:
+    """``15:04:05 UTC`` on the day of ``now``; the date too on another day or without one."""
+    until = until.astimezone(UTC)
+    if now is not None and until.date() == now.astimezone(UTC).date():
+        return until.strftime("%H:%M:%S UTC")
+    return until.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def explain_wait(wait: ChannelWait, now: datetime | None = None) -> Explanation:
+    """Why a due notification is not being sent yet, and until when, in plain words."""
+    known = WAITS.get(
+        wait.reason,
+        Explanation("the channel holds its sends back until {until}", "it is sent after that"),
+    )
+    return Explanation(known.summary.format(until=_moment(wait.until, now)), known.hint)

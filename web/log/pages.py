@@ -21,7 +21,7 @@ from web import render_settings
 from web.auth import login_required, require_role
 from web.database import get_database, get_session
 from web.log import bp
-from web.log.explanations import explain, explain_reason
+from web.log.explanations import explain, explain_reason, explain_wait
 from web.paging import keyset_page
 from web.schemas.notification import bulk_job_to_json, filter_from_args
 
@@ -64,9 +64,12 @@ def notifications() -> str:
         after=request.args.get("after") or None,
     )
     rows = page.rows
+    now = utcnow()
+    waits = log_store.channel_waits(session, rows, now)
     return render_template(
         "log/notifications.html",
         rows=rows,
+        waiting={nid: explain_wait(wait, now) for nid, wait in waits.items()},
         names=log_store.campaign_names(session, g.workspace.id, (n.campaign_id for n in rows)),
         campaigns=campaign_store.list_campaigns(session, g.workspace.id),
         statuses=NOTIFICATION_STATUSES,
@@ -80,10 +83,13 @@ def notifications() -> str:
 @bp.get("/notifications/<notification_id>")
 @login_required
 def notification_detail(notification_id: str) -> str:
-    detail = log_store.get_notification_detail(get_session(), g.workspace.id, notification_id)
+    session = get_session()
+    detail = log_store.get_notification_detail(session, g.workspace.id, notification_id)
     if detail is None:
         abort(404)
     notification = detail.notification
+    now = utcnow()
+    wait = log_store.channel_waits(session, [notification], now).get(notification.id)
     log_bodies = bool(
         (detail.campaign.channel if detail.campaign else {}).get("log_response_body", True)
     )
@@ -108,6 +114,7 @@ def notification_detail(notification_id: str) -> str:
         if notification.status in ("failed", "retrying")
         else None,
         reason=explain_reason(notification.reason),
+        waiting=explain_wait(wait, now) if wait else None,
     )
 
 

@@ -15,8 +15,10 @@ from marshmallow import (
     validates_schema,
 )
 
+from engine.store.channel_states import ChannelWait
 from engine.store.log import LogFilter
 from engine.store.models import NOTIFICATION_STATUSES
+from web.log.explanations import explain_wait
 
 SHORT = validate.Length(1, 255)
 
@@ -68,8 +70,22 @@ def attempt_to_json(attempt: Any) -> dict[str, Any]:
     }
 
 
-def notification_to_json(notification: Any, attempts: list[Any] | None = None) -> dict[str, Any]:
-    """The notification; with ``attempts`` (the detail) it carries them too."""
+def waiting_to_json(wait: ChannelWait | None) -> dict[str, Any] | None:
+    """Why a due notification waits for its channel: ``{"reason", "until", "message"}``."""
+    if wait is None:
+        return None
+    return {
+        "reason": wait.reason,
+        "until": wait.until,
+        "message": explain_wait(wait).summary,
+    }
+
+
+def notification_to_json(
+    notification: Any, attempts: list[Any] | None = None, *, wait: ChannelWait | None = None
+) -> dict[str, Any]:
+    """The notification; with ``attempts`` (the detail) it carries them too, and
+    ``waiting``: why it is due but held back by its channel (``wait``), or null."""
     data = {
         "id": notification.id,
         "campaign_id": notification.campaign_id,
@@ -91,6 +107,7 @@ def notification_to_json(notification: Any, attempts: list[Any] | None = None) -
     }
     if attempts is not None:
         data["attempts"] = [attempt_to_json(a) for a in attempts]
+        data["waiting"] = waiting_to_json(wait)
     return data
 
 

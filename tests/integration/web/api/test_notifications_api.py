@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from engine.campaigns.manual_retry import wait_for_background_jobs
+from engine.store import channel_states
+from engine.store.channel_states import ChannelPace
 from engine.store.models import Notification
 from engine.store.types import utcnow
 from tests.conftest import ApiClient, make_workspace
@@ -214,3 +216,62 @@ def test_campaign_stats_json(api, db, campaign):
     week = api.get(f"/campaigns/{campaign.id}/stats?window=7d").get_json()
     assert len(week["buckets"]) == 7 and week["buckets"][-1]["delivered"] == 1
     assert api.get(f"/campaigns/{campaign.id}/stats?window=1y").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("pace", "reason", "words"),
+    [
+        (
+            {"paused_until": True, "pause_reason": "retry_after", "throttles": 1},
+            "retry_after",
+            "429",
+        ),
+        ({"rate_next_at": True}, "rate_limit", "next free send slot"),
+        ({"paused_until": True, "pause_reason": "breaker", "stalls": 3}, "breaker", "probe"),
+    ],
+)
+def test_detail_says_why_a_due_notification_waits(api, db, campaign, pace, reason, words):
+    """A due notification its channel holds back: why, until when, in words (SPEC §9)."""
+    now = utcnow()
+    until = (now + timedelta(seconds=90)).replace(microsecond=0)
+    state = ChannelPace(**{k: until if v is True else v for k, v in pace.items()})
+    with db.transaction() as s:
+        due = make_recorded_notification(
+            s, campaign, status="pending", next_attempt_at=now - timedelta(seconds=1)
+        )
+        channel_states.save(s, [(campaign.id, state)], now)
+    waiting = api.get(f"/notifications/{due.id}").get_json()["waiting"]
+    assert set(waiting) == {"reason", "until", "message"}
+    assert waiting["reason"] == reason
+    assert waiting["until"] == until.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert words in waiting["message"]
+    assert until.strftime("%H:%M:%S UTC") in waiting["message"]
+    # The list does not carry it: the detail does, with one more query.
+    listed = api.get(f"/notifications?campaign_id={campaign.id}").get_json()["data"][0]
+    assert "waiting" not in listed
+
+
+def test_waiting_is_null_unless_due_and_held_back(api, db, campaign):
+    now = utcnow()
+    pause = ChannelPace(paused_until=now + timedelta(minutes=5), pause_reason="retry_after")
+    with db.transaction() as s:
+        later = make_recorded_notification(
+            s, campaign, status="retrying", next_attempt_at=now + timedelta(minutes=1)
+        )
+        done = make_recorded_notification(s, campaign, status="delivered")
+        channel_states.save(s, [(campaign.id, pause)], now)
+        other = make_campaign(s, campaign.workspace_id, name="Unpaced")
+        free = make_recorded_notification(
+            s, other, status="pending", next_attempt_at=now - timedelta(seconds=1)
+        )
+        ended = make_campaign(s, campaign.workspace_id, name="Pause over")
+        resumed = make_recorded_notification(
+            s, ended, status="retrying", next_attempt_at=now - timedelta(seconds=1)
+        )
+        past = now - timedelta(seconds=5)
+        channel_states.save(
+            s, [(ended.id, ChannelPace(paused_until=past, pause_reason="retry_after"))], now
+        )
+    for notification in (later, done, free, resumed):
+        body = api.get(f"/notifications/{notification.id}").get_json()
+        assert "waiting" in body and body["waiting"] is None, notification.status

@@ -95,6 +95,14 @@ def test_delivery_control_is_documented(client: Any) -> None:
     assert schemas["WebhookChannelPatch"]["properties"]["rate_limit"]["nullable"] is True
 
 
+def test_waiting_is_documented(client: Any) -> None:
+    schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    waiting = schemas["Notification"]["properties"]["waiting"]
+    assert waiting["nullable"] is True
+    assert waiting["properties"]["reason"]["enum"] == ["rate_limit", "retry_after", "breaker"]
+    assert "waiting" not in schemas["Notification"]["required"]
+
+
 def _seed(api: Any) -> dict[str, str]:
     """A campaign with a notification, a template and a contact, for real path ids."""
     campaign = api.post(

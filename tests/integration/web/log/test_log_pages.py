@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from engine.campaigns.manual_retry import wait_for_background_jobs
-from engine.store import accounts
+from engine.store import accounts, channel_states
+from engine.store.channel_states import ChannelPace
 from engine.store.models import Alert, Campaign, Notification
 from engine.store.types import utcnow
 from tests.conftest import TEST_PASSWORD, csrf_token, login, make_workspace
@@ -284,3 +285,44 @@ def test_health_page_charts_and_reenable(logged_in, db, workspace):
     with db.session() as s:
         assert s.get(Notification, held.id).status == "pending"
         assert s.get(Campaign, c.id).webhook_disabled is False
+
+
+def test_detail_and_list_say_why_a_due_notification_waits(logged_in, db, workspace):
+    now = utcnow()
+    resume = (now + timedelta(minutes=2)).replace(microsecond=0)
+    slot = (now + timedelta(seconds=20)).replace(microsecond=0)
+    with db.transaction() as s:
+        throttled = make_campaign(s, workspace.id, name="Throttled")
+        paced = make_campaign(s, workspace.id, name="Paced")
+        calm = make_campaign(s, workspace.id, name="Calm")
+        due = now - timedelta(seconds=1)
+        told_429 = make_recorded_notification(s, throttled, status="retrying", next_attempt_at=due)
+        limited = make_recorded_notification(s, paced, status="pending", next_attempt_at=due)
+        free = make_recorded_notification(s, calm, status="pending", next_attempt_at=due)
+        channel_states.save(
+            s,
+            [
+                (throttled.id, ChannelPace(paused_until=resume, pause_reason="retry_after")),
+                (paced.id, ChannelPace(rate_next_at=slot)),
+            ],
+            now,
+        )
+    page = text(logged_in.get(f"/notifications/{told_429.id}"))
+    assert 'id="waiting"' in page
+    assert "the endpoint answered 429 (too many requests)" in page
+    assert f"sends to it resume at {_clock(resume, now)}" in page
+    page = text(logged_in.get(f"/notifications/{limited.id}"))
+    assert "rate limit — the channel&#39;s next free send slot is at " + _clock(slot, now) in page
+    assert "never fail or use up an attempt" in page
+    assert 'id="waiting"' not in text(logged_in.get(f"/notifications/{free.id}"))
+
+    listing = text(logged_in.get("/notifications"))
+    rows = dict(re.findall(r'<tr data-id="([^"]+)">(.*?)</tr>', listing, re.S))
+    assert ">waiting</span>" in rows[told_429.id] and ">waiting</span>" in rows[limited.id]
+    assert ">waiting</span>" not in rows[free.id]
+
+
+def _clock(moment, now):
+    """How the page writes a time: the clock alone on today's date, else with the date."""
+    same_day = moment.date() == now.date()
+    return moment.strftime("%H:%M:%S UTC" if same_day else "%Y-%m-%d %H:%M:%S UTC")
