@@ -37,7 +37,7 @@ from engine.store import Database, accounts
 from engine.store.models import Notification
 from tests.integration import factories
 
-THREADS = int(os.environ.get("BENCH_SENDER_THREADS", "32"))
+THREADS = int(os.environ.get("BENCH_SENDER_THREADS", "64"))
 STALL_SECONDS = 10
 #: How often the throughput runs count settled notifications (the end is seen at most this
 #: late; each count costs the process it runs in CPU the single worker process then lacks).

@@ -43,7 +43,7 @@ from scratch import database_kinds, scratch_database  # bench/scratch.py
 from engine import crypto
 from engine.store import Database
 
-THREADS = int(os.environ.get("BENCH_SENDER_THREADS", "32"))
+THREADS = int(os.environ.get("BENCH_SENDER_THREADS", "64"))
 DEAD_HOSTS = [f"127.0.0.{n}" for n in range(41, 51)]
 
 

@@ -42,7 +42,7 @@ class EngineSettings:
     database_url: str
     require_https: bool = True
     allowed_networks: tuple[IPNetwork, ...] = ()
-    sender_threads: int = 32
+    sender_threads: int = 64
     retention_days: int = 30
 
     @classmethod
@@ -52,6 +52,6 @@ class EngineSettings:
             database_url=str(config["DATABASE_URL"]),
             require_https=parse_bool(config.get("REQUIRE_HTTPS", True)),
             allowed_networks=parse_networks(config.get("ALLOWED_NETWORKS") or ""),
-            sender_threads=parse_positive_int("SENDER_THREADS", config.get("SENDER_THREADS", 32)),
+            sender_threads=parse_positive_int("SENDER_THREADS", config.get("SENDER_THREADS", 64)),
             retention_days=parse_positive_int("RETENTION_DAYS", config.get("RETENTION_DAYS", 30)),
         )

@@ -25,7 +25,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULTS: dict[str, Any] = {
     "REQUIRE_HTTPS": True,
     "ALLOWED_NETWORKS": "",
-    "SENDER_THREADS": 32,
+    "SENDER_THREADS": 64,
     "RETENTION_DAYS": 30,
     # One API request holds at most a batch of 1000 events; each event is capped at
     # 256 KiB on its own. Larger requests are refused with 413 before they are read.

@@ -39,7 +39,7 @@ ENCRYPTION_KEY = {encryption_key!r}
 # DATABASE_URL = "postgresql+psycopg://user@host:5432/hookcast"
 # REQUIRE_HTTPS = True
 # ALLOWED_NETWORKS = ""  # e.g. "127.0.0.0/8" to send to local receivers while testing
-# SENDER_THREADS = 32
+# SENDER_THREADS = 64
 # RETENTION_DAYS = 30
 """
 

@@ -43,8 +43,8 @@ logger = logging.getLogger(__name__)
 
 MAX_CLAIM_BATCH = 200
 MAX_TRACKED_CHANNELS = 10_000
-#: A worker announces itself this often; one silent for three times as long is not counted
-#: when channels' max_concurrency is shared out (each claim reads who is live).
+#: A worker announces itself this often, and learns who else is live; one silent for three
+#: times as long is not counted when channels' max_concurrency is shared out.
 HEARTBEAT_SECONDS = 1.0
 LIVE_WITHIN = timedelta(seconds=3 * HEARTBEAT_SECONDS)
 LOCKED_RETRY = timedelta(seconds=0.05)
@@ -248,7 +248,6 @@ class Worker:
         if not channels:
             claim.ready_at = outbox.next_due_after(session, now)
             return claim
-        self._learn_membership(session, now)
         rooms, new_host_room = self._queue.rooms(time.monotonic())
         full_hosts = [h for h, r in rooms.items() if h is not None and r == 0]
         wanted: dict[str, int] = {}
@@ -323,16 +322,12 @@ class Worker:
         return claim
 
     def _beat(self, session: Session, now: datetime) -> None:
-        """Tell the other workers this one is alive."""
+        """Tell the other workers this one is alive, and learn its rank among the live ones
+        (the max_concurrency shares of the claims until the next beat)."""
         workers.beat(session, self.worker_id, now, live_within=LIVE_WITHIN)
-        self._last_beat = time.monotonic()
-
-    def _learn_membership(self, session: Session, now: datetime) -> None:
-        """This worker's rank among the live ones, for this claim's max_concurrency shares."""
         live = workers.live(session, now, live_within=LIVE_WITHIN)
-        if self.worker_id not in live:  # not heard of yet (its beat is in this transaction)
-            live = sorted([*live, self.worker_id])
         self._membership = (live.index(self.worker_id), len(live))
+        self._last_beat = time.monotonic()
 
     def _remember_pace(self, campaign_id: str, pace: ChannelPace) -> None:
         if pace == IDLE:

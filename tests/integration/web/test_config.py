@@ -36,6 +36,6 @@ def test_defaults_are_the_documented_ones(tmp_path: Path, monkeypatch) -> None:
     settings = app.extensions["hookcast.settings"]
     assert settings.require_https is True
     assert settings.allowed_networks == ()
-    assert settings.sender_threads == 32
+    assert settings.sender_threads == 64
     assert settings.retention_days == 30
     get_database(app).dispose()
