@@ -91,6 +91,7 @@ def _receiver_main(ports: multiprocessing.Queue) -> None:
     for server in servers:
         server.daemon_threads = True
         server.request_queue_size = 256
+        server.handle_error = lambda *_args: None  # a killed worker hangs up: expected
         threading.Thread(target=server.serve_forever, daemon=True).start()
     held: list[socket.socket] = []
     dead_ports = []
