@@ -30,8 +30,9 @@ from typing import Any
 from engine.store.channel_states import ChannelPace
 
 DEFAULT_MAX_CONCURRENCY = 10
-MAX_MAX_CONCURRENCY = 100
+MAX_CONCURRENCY = 100
 PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+MAX_RATE_LIMIT_REQUESTS = 100_000
 #: Rate-limit slots are reserved at most this far ahead of now.
 RATE_HORIZON_SECONDS = 1.0
 RATE_HORIZON = timedelta(seconds=RATE_HORIZON_SECONDS)
@@ -49,7 +50,7 @@ def max_concurrency(channel: Mapping[str, Any]) -> int:
     value = channel.get("max_concurrency")
     if not isinstance(value, int) or isinstance(value, bool):
         return DEFAULT_MAX_CONCURRENCY
-    return min(max(value, 1), MAX_MAX_CONCURRENCY)
+    return min(max(value, 1), MAX_CONCURRENCY)
 
 
 def concurrency_share(maximum: int, rank: int, workers: int) -> int:

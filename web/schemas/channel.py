@@ -17,15 +17,17 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from engine.delivery.pacing import (
+    DEFAULT_MAX_CONCURRENCY,
+    MAX_CONCURRENCY,
+    MAX_RATE_LIMIT_REQUESTS,
+    PERIOD_SECONDS,
+)
 from engine.templating.channel import validate_channel
 from engine.templating.checks import AUTH_TYPES, BODY_MODES, CONTENT_TYPES, FIELD_TYPES, METHODS
 from engine.templating.request import RenderSettings
 
 RETRY_POLICIES = ("standard", "exponential", "none")
-RATE_LIMIT_PERIODS = ("second", "minute", "hour")
-MAX_RATE_LIMIT_REQUESTS = 100_000
-DEFAULT_MAX_CONCURRENCY = 10
-MAX_CONCURRENCY = 100
 MAX_RETRY_DELAY_SECONDS = 7 * 24 * 3600
 MAX_RETRY_ATTEMPTS = 100
 MAX_TEMPLATE_CHARS = 64 * 1024
@@ -76,7 +78,7 @@ class RateLimitSchema(Schema):
     requests = fields.Integer(
         required=True, strict=True, validate=validate.Range(1, MAX_RATE_LIMIT_REQUESTS)
     )
-    per = fields.String(required=True, validate=validate.OneOf(RATE_LIMIT_PERIODS))
+    per = fields.String(required=True, validate=validate.OneOf(tuple(PERIOD_SECONDS)))
 
 
 class RetryField(fields.Field):
