@@ -29,6 +29,9 @@ from sqlalchemy.orm import Session
 
 #: Parameters per ``IN (...)`` on SQLite: well under its limit.
 IN_CHUNK = 500
+#: PostgreSQL takes more rows than this by ``COPY`` (fastest in bulk, but two round trips),
+#: fewer by one multi-row ``INSERT`` (a settle of a finished attempt or two).
+COPY_FROM_ROWS = 8
 
 
 def is_in(
@@ -80,8 +83,8 @@ def fetch_rows(session: Session, query: Select[Any]) -> list[tuple[Any, ...]]:
 def insert_rows(
     connection: Connection, table: Table, rows: list[dict[str, Any]], raw: Set[str] = frozenset()
 ) -> None:
-    """Insert uniform row dicts straight through the driver: ``COPY`` on PostgreSQL,
-    ``executemany`` on SQLite.
+    """Insert uniform row dicts straight through the driver: ``COPY`` on PostgreSQL (a
+    multi-row ``INSERT`` for a few rows), ``executemany`` on SQLite.
 
     Values go through the same SQLAlchemy bind processors a Core insert would use (JSON,
     UTC datetimes, booleans), so stored values are identical; a value shared by the rows
@@ -122,7 +125,7 @@ def insert_rows(
             record.append(value)
         values.append(tuple(record))
     quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
-    if dialect.name == "postgresql":
+    if dialect.name == "postgresql" and len(values) > COPY_FROM_ROWS:
         statement = f"COPY {table.name} ({quoted}) FROM STDIN"
         cursor = connection.connection.driver_connection.cursor()
         try:
@@ -133,6 +136,12 @@ def insert_rows(
             raise DBAPIError.instance(
                 statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
             ) from exc
+        return
+    if dialect.name == "postgresql":  # a few rows: one multi-row INSERT, one round trip
+        row_marks = "(" + ", ".join("%s" for _ in names) + ")"
+        sql = f"INSERT INTO {table.name} ({quoted}) VALUES "  # noqa: S608 - model names
+        sql += ", ".join(row_marks for _ in values)
+        connection.exec_driver_sql(sql, tuple(value for record in values for value in record))
         return
     marks = ", ".join("?" for _ in names)
     sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})"  # noqa: S608 - model names

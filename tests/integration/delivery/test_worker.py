@@ -183,6 +183,34 @@ def test_claims_lease_and_expired_leases_are_taken_again(db, workspace, receiver
     assert notification(db, first[0].id).leased_by == "c#2"
 
 
+def test_a_delivered_batch_counts_current_leases_once(db, workspace, receiver):
+    """Settling delivered attempts checks each lease in the update itself: a late result
+    of an ended lease, and a second record of one attempt, are stale; the others count."""
+    _, ids = factories.make_notifications(db, workspace.id, receiver.url(), 3)
+    now = utcnow()
+    with db.transaction() as session:
+        old = claim_due(session, lease="a#1", now=now, limit=1)
+    later = old[0].lease_until
+    with db.transaction() as session:
+        current = claim_due(session, lease="b#1", now=later, limit=3)
+    assert {c.id for c in current} == set(ids)
+    retaken = next(c for c in current if c.id == old[0].id)
+    others = [c for c in current if c is not retaken]
+    batch = [factories_record(old[0], delivered=True)]  # its lease ended: b#1 owns it
+    batch += [factories_record(c, delivered=True) for c in others]
+    batch.append(factories_record(others[0], delivered=True))  # the same attempt twice
+    with db.transaction() as session:
+        summary = outbox.record_attempts(session, batch, utcnow())
+    assert summary.recorded == 2
+    assert sorted(summary.stale) == sorted([old[0].id, others[0].id])
+    assert notification(db, retaken.id).status == "sending"
+    for item in others:
+        stored = notification(db, item.id)
+        assert (stored.status, stored.attempt_count, stored.leased_by) == ("delivered", 1, None)
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Attempt)) == 2
+
+
 def claim_due(session, *, lease, now, limit):
     """What a worker's claim does without pacing: each due channel in turn, up to ``limit``."""
     claimed = []
