@@ -1,4 +1,4 @@
-"""Batched event ingestion through the HTTP API, with 50 active campaigns.
+"""Event ingestion through the HTTP API: batches with 50 active campaigns, and single events.
 
 For each database (SQLite always; PostgreSQL when ``HOOKCAST_BENCH_POSTGRES_URL`` or
 ``HOOKCAST_TEST_POSTGRES_URL`` is set) this measures, in one run, side by side:
@@ -12,17 +12,28 @@ For each database (SQLite always; PostgreSQL when ``HOOKCAST_BENCH_POSTGRES_URL`
   notification rows, in one transaction per batch — the floor any ingestion pays.
 
 Prints events/s for both and the ratio (target: api >= 5,000 events/s on 2 cores).
-Run: ``.venv/bin/python bench/bench_ingest.py [batches]``.
+
+Single events (``--single``, also part of the default run): 8 keep-alive client threads
+post one event per request for ``--seconds`` to a real server process, against one active
+campaign matching every event (its webhook delivered to a loopback receiver at the same
+time), side by side with a bare Flask app on waitress that parses the same JSON and answers
+202. Measured for ``hookcast serve`` (web and worker in one process) and for ``hookcast
+web`` + ``hookcast worker``; target: >= 0.5x the bare endpoint, p99 <= 50 ms.
+Run: ``.venv/bin/python bench/bench_ingest.py [batches] [--single-only] [--seconds S]``.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+import http_load  # bench/http_load.py
 from scratch import database_kinds, scratch_database  # bench/scratch.py
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, func, insert, select, text
 
 from engine import crypto
 from engine.ids import new_id
@@ -209,12 +220,148 @@ def run(label: str, batches: int) -> None:
         print(f"{'':10s} write lock held {held:.0f} ms of each batch's {per_batch:.0f} ms")
 
 
+# -- single events over HTTP -------------------------------------------------------------------
+
+CLIENTS = 8
+
+
+def _single_setup(url: str, hook_url: str) -> str:
+    """A workspace with one active campaign matching every event; its API key."""
+    app = create_app(_app_config(url))
+    database: Database = app.extensions["hookcast.db"]
+    with database.transaction() as session:
+        workspace = accounts.create_workspace(session, "Bench")
+        key = accounts.create_api_key(session, workspace_id=workspace.id, name="bench").key
+    headers = {"Authorization": f"Bearer {key}"}
+    client = app.test_client()
+    body = {
+        "name": "Every event",
+        "trigger": {"type": "event", "events": ["**"]},
+        "webhook": {**CHANNEL, "url": hook_url},
+    }
+    created = client.post("/api/v1/campaigns", json=body, headers=headers)
+    assert created.status_code == 201, created.get_json()
+    campaign_id = created.get_json()["id"]
+    activated = client.post(f"/api/v1/campaigns/{campaign_id}/activate", headers=headers)
+    assert activated.status_code == 200, activated.get_json()
+    database.dispose()
+    return key
+
+
+def _app_config(url: str) -> dict[str, Any]:
+    return {
+        "DATABASE_URL": url,
+        "SECRET_KEY": "bench",
+        "REQUIRE_HTTPS": False,
+        "ENCRYPTION_KEY": ENCRYPTION_KEY,
+        "ALLOWED_NETWORKS": "127.0.0.0/8",
+    }
+
+
+def _single_event(prefix: str) -> Any:
+    def body(client: int, n: int) -> dict[str, Any]:
+        return {
+            "name": "lead.created",
+            "id": f"{prefix}-{client}-{n}",
+            "contact": {
+                "external_id": f"contact-{client}-{n % 500}",
+                "attributes": {"plan": "pro"},
+            },
+            "properties": {"amount": n, "currency": "EUR", "source": "bench"},
+        }
+
+    return body
+
+
+def _hookcast(url: str, mode: str, key: str, seconds: float) -> http_load.Load:
+    """Single-event load against ``hookcast serve`` or ``hookcast web`` + ``worker``."""
+    port = http_load.free_port()
+    hookcast = str(Path(sys.executable).parent / "hookcast")
+    env = {f"HOOKCAST_{name}": str(value) for name, value in _app_config(url).items()}
+    env["HOOKCAST_INSTANCE_PATH"] = tempfile.mkdtemp(prefix="hookcast-bench-instance-")
+    env["HOOKCAST_REQUIRE_HTTPS"] = "false"
+    web_command = "serve" if mode == "serve" else "web"
+    up = f"http://127.0.0.1:{port}/healthz"
+    processes = [http_load.start([hookcast, web_command, "--port", str(port)], env, up)]
+    if mode != "serve":
+        processes.append(http_load.start([hookcast, "worker"], env, None))
+    try:
+        return http_load.load(
+            f"http://127.0.0.1:{port}/api/v1/events",
+            {"Authorization": f"Bearer {key}"},
+            _single_event(f"{mode}-{time.monotonic_ns()}"),
+            clients=CLIENTS,
+            seconds=seconds,
+        )
+    finally:
+        for process in processes:
+            http_load.stop(process)
+
+
+def _bare(seconds: float) -> http_load.Load:
+    port = http_load.free_port()
+    process = http_load.start_bare_flask(port, threads=CLIENTS)
+    try:
+        return http_load.load(
+            f"http://127.0.0.1:{port}/api/v1/events",
+            {},
+            _single_event("bare"),
+            clients=CLIENTS,
+            seconds=seconds,
+        )
+    finally:
+        http_load.stop(process)
+
+
+def run_single(label: str, seconds: float, hook_url: str) -> list[str]:
+    lines = []
+    for mode in ("serve", "web+worker"):
+        with scratch_database(label) as url:
+            key = _single_setup(url, hook_url)
+            bare = _bare(seconds)
+            ours = _hookcast(url, mode, key, seconds)
+            database = Database(url)
+            with database.session() as session:
+                stored = session.scalar(select(func.count()).select_from(Event))
+            database.dispose()
+        accepted = ours.requests - ours.failures
+        assert stored >= accepted, f"{accepted} events answered 202, {stored} stored"
+        ratio = ours.rate / bare.rate
+        lines.append(
+            f"{label:10s} {mode:10s} {ours.rate:8,.0f}/s  p50 {ours.p50:5.1f} ms  "
+            f"p99 {ours.pct(0.99):5.1f} ms | bare Flask {bare.rate:7,.0f}/s  "
+            f"p99 {bare.pct(0.99):5.1f} ms | ratio {ratio:.2f}"
+            f"{'' if not ours.failures else f' | {ours.failures} failed'}"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     crypto.configure_encryption(ENCRYPTION_KEY)
-    batches = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    print(f"{batches} batches of {BATCH} events, {CAMPAIGNS} active campaigns")
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    seconds = 8.0
+    if "--seconds" in sys.argv:
+        seconds = float(sys.argv[sys.argv.index("--seconds") + 1])
+        args.remove(sys.argv[sys.argv.index("--seconds") + 1])
+    batches = int(args[0]) if args else 10
+    if "--single-only" not in sys.argv:
+        print(f"{batches} batches of {BATCH} events, {CAMPAIGNS} active campaigns")
+        for kind in database_kinds():
+            run(kind, batches)
+    from bench_delivery import _receiver_main  # the loopback receiver of the webhooks
+
+    ports: multiprocessing.Queue = multiprocessing.Queue()
+    receiver = multiprocessing.Process(target=_receiver_main, args=(ports,), daemon=True)
+    receiver.start()
+    port, _ = ports.get(timeout=10)
+    print(
+        f"\nSingle events: {CLIENTS} keep-alive clients, {seconds:.0f} s each, one campaign "
+        "matching every event (target: ratio >= 0.5, p99 <= 50 ms)"
+    )
     for kind in database_kinds():
-        run(kind, batches)
+        run_single(kind, seconds, f"http://127.0.0.1:{port}/hook")
+    receiver.terminate()
 
 
 if __name__ == "__main__":

@@ -5,17 +5,15 @@ was accepted (SPEC §5 durability). Per batch, not per event: duplicates, contac
 frequency-cap counts are each read with one query, and contacts, events and
 notifications are each written with one bulk statement.
 
-Matching: active event campaigns are found through an :class:`EventPatternIndex` cached
-per workspace under a fingerprint of those campaigns (count, newest ``updated_at``,
-newest id), so a workspace with hundreds of campaigns does not rescan patterns per event
-and any activation, pause, edit or deletion rebuilds the index on the next request.
-Then a campaign's ``trigger.conditions`` and ``audience.conditions`` must both hold.
+Matching: active event campaigns are found through an :class:`EventPatternIndex`, kept
+with the campaigns' conditions and compiled channels per workspace under a fingerprint of
+those campaigns (``engine.campaigns.matching``): one small query per request while nothing
+changed, and any activation, pause, edit or deletion is seen by the next request in every
+process. Then a campaign's ``trigger.conditions`` and ``audience.conditions`` must both hold.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,21 +22,19 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.campaigns.materialize import CampaignMaterializer, MaterializedBatch
+from engine.campaigns import matching
+from engine.campaigns.matching import ActiveCampaign
+from engine.campaigns.materialize import MaterializedBatch
 from engine.ids import new_id
 from engine.rules import conditions as rules
-from engine.rules.patterns import EventPatternIndex
-from engine.store import Database, accounts
-from engine.store import campaigns as campaign_store
+from engine.store import Database
 from engine.store import events as event_store
-from engine.store.models import Campaign
 from engine.store.types import utcnow
 from engine.store.wakeups import announce_new_notifications
 from engine.templating.request import RenderSettings
 
 MAX_BATCH = 1000
 MAX_EVENT_BYTES = 256 * 1024
-_INDEX_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -61,33 +57,6 @@ class IngestResult:
     id: str
     duplicate: bool
     notifications: list[str] = field(default_factory=list)
-
-
-class _IndexCache:
-    """``workspace id → (fingerprint, EventPatternIndex)``, least recently used dropped."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[str, tuple[tuple, EventPatternIndex]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def index(self, session: Session, workspace_id: str) -> EventPatternIndex:
-        version = campaign_store.active_event_campaigns_version(session, workspace_id)
-        with self._lock:
-            entry = self._entries.get(workspace_id)
-            if entry is not None and entry[0] == version:
-                self._entries.move_to_end(workspace_id)
-                return entry[1]
-        index = EventPatternIndex(campaign_store.active_event_patterns(session, workspace_id))
-        with self._lock:
-            self._entries[workspace_id] = (version, index)
-            self._entries.move_to_end(workspace_id)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-        return index
-
-
-_index_cache = _IndexCache(_INDEX_CACHE_SIZE)
 
 
 def _merge_attributes(stored: dict[str, Any], given: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -232,6 +201,9 @@ def _basis_holds(session: Session, workspace_id: str, basis: _Basis) -> bool:
 
 #: A concurrent request may create the same contact or client id between our read and write.
 INGEST_ATTEMPTS = 3
+#: Batches this small are planned inside the write transaction on SQLite: their matching and
+#: rendering take about as long as checking a plan's reads again under the lock would.
+PLAN_UNDER_THE_LOCK = 4
 
 
 class IngestConflict(Exception):
@@ -268,7 +240,7 @@ def ingest_with_short_write_lock(
     settings: RenderSettings,
 ) -> list[IngestResult]:
     """``ingest_and_commit`` for SQLite, whose one writer at a time would otherwise wait
-    while this batch is matched and rendered (most of its time).
+    while this batch is matched and rendered (most of its time), unless it is a few events.
 
     The batch is planned in a read transaction; the write transaction then checks that
     what the plan read still holds (client ids seen, the contacts' stored attributes,
@@ -277,6 +249,9 @@ def ingest_with_short_write_lock(
     changes in between count as having come after the events (a campaign deleted
     meanwhile fails the write and takes the second way too).
     """
+    if len(events) <= PLAN_UNDER_THE_LOCK:
+        with database.session(write=True) as session:
+            return ingest_and_commit(session, workspace_id, events, settings=settings)
     with database.session() as reader:
         plan = _plan(reader, workspace_id, events, settings, utcnow())
     with database.session(write=True) as session:
@@ -300,20 +275,13 @@ def _notify_matching_campaigns(
     basis: _Basis,
 ) -> MaterializedBatch:
     batch = MaterializedBatch()
-    index = _index_cache.index(session, workspace_id)
-    matches = [index.match(event.name) for event, _, _ in accepted]
+    active = matching.workspace_campaigns(session, workspace_id)
+    matches = [active.index.match(event.name) for event, _, _ in accepted]
     wanted = set().union(*matches)
     if not wanted:
         return batch
-    campaigns = {c.id: c for c in campaign_store.campaigns_by_ids(session, workspace_id, wanted)}
-    if not campaigns:
-        return batch
-    workspace = accounts.get_workspace(session, workspace_id)
-    workspace_vars = {"id": workspace_id, "name": workspace.name if workspace else None}
-    makers = {
-        cid: CampaignMaterializer(campaign, workspace_vars, settings)
-        for cid, campaign in campaigns.items()
-    }
+    campaigns = {cid: active.campaigns[cid] for cid in sorted(wanted)}
+    makers = {cid: active.maker(cid, settings) for cid in campaigns}
     caps = _CapCounter(session, campaigns, [c["id"] for _, _, c in accepted], now)
     basis.cap_contacts, basis.cap_counts = caps.contact_ids, caps.read
     for (event, result, contact), matched in zip(accepted, matches, strict=True):
@@ -347,7 +315,7 @@ def _notify_matching_campaigns(
     return batch
 
 
-def _conditions_hold(campaign: Campaign, variables: Mapping[str, Any], now: datetime) -> bool:
+def _conditions_hold(campaign: ActiveCampaign, variables: Mapping[str, Any], now: datetime) -> bool:
     trigger_conditions = (campaign.trigger or {}).get("conditions")
     audience_conditions = (campaign.audience or {}).get("conditions")
     return rules.evaluate(trigger_conditions, variables, now=now) and rules.evaluate(
@@ -361,7 +329,7 @@ class _CapCounter:
     def __init__(
         self,
         session: Session,
-        campaigns: Mapping[str, Campaign],
+        campaigns: Mapping[str, ActiveCampaign],
         contact_ids: list[str],
         now: datetime,
     ) -> None:

@@ -12,16 +12,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from engine.campaigns.service import channel_with_secrets
 from engine.ids import new_id
-from engine.store.models import Campaign
 from engine.templating.checks import url_host
 from engine.templating.errors import RenderError
 from engine.templating.render import compile_channel
 from engine.templating.request import RenderSettings
 from engine.templating.variables import build_variables
+
+
+class CampaignRecipe(Protocol):
+    """What a materializer reads of a campaign: a ``Campaign`` row, or the plain copy
+    ingestion keeps (``engine.campaigns.matching.ActiveCampaign``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def workspace_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def webhook_disabled(self) -> bool: ...
+    @property
+    def channel(self) -> Mapping[str, Any] | None: ...
+    @property
+    def channel_secrets(self) -> Mapping[str, Any] | None: ...
 
 
 @dataclass
@@ -40,7 +57,7 @@ class CampaignMaterializer:
 
     def __init__(
         self,
-        campaign: Campaign,
+        campaign: CampaignRecipe,
         workspace: Mapping[str, Any],
         settings: RenderSettings,
         *,

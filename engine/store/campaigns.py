@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.store.models import Campaign, ScheduleRun
+from engine.store.models import Campaign, ScheduleRun, Workspace
 
 
 def list_campaigns(session: Session, workspace_id: str) -> list[Campaign]:
@@ -64,49 +65,46 @@ def delete_campaign(session: Session, campaign: Campaign) -> None:
     session.flush()
 
 
-def active_event_campaigns_version(session: Session, workspace_id: str) -> tuple:
-    """A cheap fingerprint of the workspace's active event campaigns.
+def active_event_campaigns_version(session: Session, workspace_id: str) -> tuple[tuple, str]:
+    """A cheap fingerprint of the workspace's active event campaigns, and its name.
 
-    It changes whenever one is activated, paused, edited or deleted, so an index built
-    from those campaigns can be cached under it.
+    It changes whenever one is activated, paused, edited or deleted, or its endpoint health
+    changes (each moves ``updated_at``), so what is built from those campaigns can be cached
+    under it.
     """
+    name = select(Workspace.name).where(Workspace.id == workspace_id).scalar_subquery()
     row = session.execute(
-        select(func.count(), func.max(Campaign.updated_at), func.max(Campaign.id)).where(
-            Campaign.workspace_id == workspace_id,
-            Campaign.status == "active",
-            Campaign.trigger_type == "event",
+        select(func.count(), func.max(Campaign.updated_at), func.max(Campaign.id), name).where(
+            *_active_event(workspace_id)
         )
     ).one()
-    return tuple(row)
+    return (row[0], row[1], row[2], row[3]), row[3]
 
 
-def active_event_patterns(session: Session, workspace_id: str) -> list[tuple[str, list[str]]]:
-    """``(campaign id, event patterns)`` of every active event campaign in the workspace."""
+def active_event_campaign_rows(session: Session, workspace_id: str) -> list[dict[str, Any]]:
+    """The columns ingestion reads of every active event campaign in the workspace."""
     rows = session.execute(
-        select(Campaign.id, Campaign.trigger).where(
-            Campaign.workspace_id == workspace_id,
-            Campaign.status == "active",
-            Campaign.trigger_type == "event",
-        )
+        select(
+            Campaign.id,
+            Campaign.workspace_id,
+            Campaign.name,
+            Campaign.updated_at,
+            Campaign.webhook_disabled,
+            Campaign.trigger,
+            Campaign.audience,
+            Campaign.frequency_cap,
+            Campaign.channel,
+            Campaign.channel_secrets,
+        ).where(*_active_event(workspace_id))
     )
-    return [(cid, list((trigger or {}).get("events") or [])) for cid, trigger in rows]
+    return [dict(row._mapping) for row in rows]
 
 
-def campaigns_by_ids(session: Session, workspace_id: str, ids: set[str]) -> list[Campaign]:
-    """The still-active event campaigns among ``ids`` (fresh rows: health, channel)."""
-    if not ids:
-        return []
-    return list(
-        session.scalars(
-            select(Campaign)
-            .where(
-                Campaign.workspace_id == workspace_id,
-                Campaign.id.in_(sorted(ids)),
-                Campaign.status == "active",
-                Campaign.trigger_type == "event",
-            )
-            .order_by(Campaign.id)
-        )
+def _active_event(workspace_id: str) -> tuple[Any, ...]:
+    return (
+        Campaign.workspace_id == workspace_id,
+        Campaign.status == "active",
+        Campaign.trigger_type == "event",
     )
 
 

@@ -6,10 +6,16 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text, update
 
-from engine.campaigns.ingest import IncomingEvent, ingest_with_short_write_lock
+from engine.campaigns import matching
+from engine.campaigns.ingest import (
+    PLAN_UNDER_THE_LOCK,
+    IncomingEvent,
+    ingest_with_short_write_lock,
+)
 from engine.store.models import Attempt, Campaign, Contact, Event, Notification
+from engine.store.types import utcnow
 from tests.conftest import ApiClient, make_workspace
 from tests.integration import factories
 from tests.integration.campaign_factories import event_campaign, send_event, webhook
@@ -234,6 +240,66 @@ def test_pattern_index_follows_campaign_changes(api: ApiClient, db: Any) -> None
     assert len(send_event(api, "z")["notifications"]) == 1
 
 
+def test_changes_made_by_another_process_are_seen_by_the_next_event(
+    api: ApiClient, db: Any
+) -> None:
+    """What a process keeps of the active campaigns (index, conditions, compiled channel)
+    follows the database alone: changes written by another process, which this one hears
+    nothing about, are seen by the very next event."""
+    campaign = event_campaign(
+        api,
+        ["a"],
+        webhook=webhook(body={"mode": "raw", "template": '{"ws": "{{ workspace.name }}"}'}),
+    )
+    first = send_event(api, "a")["notifications"][0]
+    active = matching.workspace_campaigns_cached(api.workspace.id)
+    assert active is not None and campaign["id"] in active.campaigns
+
+    with db.transaction() as session:  # as another process would: plain SQL, no hooks
+        session.execute(
+            text("UPDATE workspaces SET name = 'Renamed' WHERE id = :id"),
+            {"id": api.workspace.id},
+        )
+    renamed = send_event(api, "a")["notifications"][0]
+    with db.transaction() as session:
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign["id"])
+            .values(webhook_disabled=True, updated_at=utcnow())
+        )
+    held = send_event(api, "a")["notifications"][0]
+    with db.transaction() as session:
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign["id"])
+            .values(status="paused", updated_at=utcnow())
+        )
+    assert send_event(api, "a")["notifications"] == []
+
+    with db.session() as session:
+        assert session.get(Notification, first).request["body"] == '{"ws": "Acme"}'
+        assert session.get(Notification, renamed).request["body"] == '{"ws": "Renamed"}'
+        assert session.get(Notification, held).status == "held"
+
+
+def test_compiled_channels_are_reused_while_nothing_changes(api: ApiClient) -> None:
+    one = event_campaign(api, ["a"], name="one")
+    two = event_campaign(api, ["b"], name="two")
+    send_event(api, "a")
+    send_event(api, "b")
+    before = matching.workspace_campaigns_cached(api.workspace.id)
+    send_event(api, "a")
+    assert matching.workspace_campaigns_cached(api.workspace.id) is before  # nothing read again
+    makers = dict(before._makers)
+    api.patch(f"/campaigns/{two['id']}", json={"webhook": {"url": "http://127.0.0.1:9/v2"}})
+    send_event(api, "b")
+    after = matching.workspace_campaigns_cached(api.workspace.id)
+    assert after is not before
+    # The unchanged campaign keeps its compiled channel; the edited one is compiled anew.
+    kept = {cid for (cid, _), maker in after._makers.items() if maker in makers.values()}
+    assert kept == {one["id"]}
+
+
 def test_editing_the_channel_never_rewrites_history(api: ApiClient, db: Any) -> None:
     campaign = event_campaign(api, ["a"])
     before = send_event(api, "a")["notifications"][0]
@@ -290,10 +356,14 @@ def test_a_write_between_planning_and_writing_is_not_lost(
 
     event.listen(db.engine, "checkin", other_request)
     try:
-        [result] = ingest_with_short_write_lock(
+        # More events than are planned under the lock: this batch is planned before it.
+        others = [
+            IncomingEvent(name="noise", external_id=f"n{n}") for n in range(PLAN_UNDER_THE_LOCK)
+        ]
+        [result, *_] = ingest_with_short_write_lock(
             db,
             api.workspace.id,
-            [IncomingEvent(name="ping", external_id="c1", attributes={"score": 3})],
+            [IncomingEvent(name="ping", external_id="c1", attributes={"score": 3}), *others],
             settings=factories.TEST_RENDER_SETTINGS,
         )
     finally:
