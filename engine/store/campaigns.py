@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from engine.store.models import Campaign, ScheduleRun, Workspace
@@ -65,6 +65,23 @@ def delete_campaign(session: Session, campaign: Campaign) -> None:
     session.flush()
 
 
+def _active_event(workspace_id: Any) -> tuple[Any, ...]:
+    return (
+        Campaign.workspace_id == workspace_id,
+        Campaign.status == "active",
+        Campaign.trigger_type == "event",
+    )
+
+
+#: Built once: ingestion runs it on every request.
+_ACTIVE_EVENT_VERSION = select(
+    func.count(),
+    func.max(Campaign.updated_at),
+    func.max(Campaign.id),
+    select(Workspace.name).where(Workspace.id == bindparam("workspace_id")).scalar_subquery(),
+).where(*_active_event(bindparam("workspace_id")))
+
+
 def active_event_campaigns_version(session: Session, workspace_id: str) -> tuple[tuple, str]:
     """A cheap fingerprint of the workspace's active event campaigns, and its name.
 
@@ -72,12 +89,7 @@ def active_event_campaigns_version(session: Session, workspace_id: str) -> tuple
     changes (each moves ``updated_at``), so what is built from those campaigns can be cached
     under it.
     """
-    name = select(Workspace.name).where(Workspace.id == workspace_id).scalar_subquery()
-    row = session.execute(
-        select(func.count(), func.max(Campaign.updated_at), func.max(Campaign.id), name).where(
-            *_active_event(workspace_id)
-        )
-    ).one()
+    row = session.execute(_ACTIVE_EVENT_VERSION, {"workspace_id": workspace_id}).one()
     return (row[0], row[1], row[2], row[3]), row[3]
 
 
@@ -98,14 +110,6 @@ def active_event_campaign_rows(session: Session, workspace_id: str) -> list[dict
         ).where(*_active_event(workspace_id))
     )
     return [dict(row._mapping) for row in rows]
-
-
-def _active_event(workspace_id: str) -> tuple[Any, ...]:
-    return (
-        Campaign.workspace_id == workspace_id,
-        Campaign.status == "active",
-        Campaign.trigger_type == "event",
-    )
 
 
 def active_schedule_campaigns(session: Session) -> list[Campaign]:
