@@ -17,7 +17,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine.campaigns import manual_retry
 from engine.campaigns.schedules import run_due_schedules
-from engine.delivery.outbox_listener import OutboxListener
 from engine.delivery.transport import Transport
 from engine.delivery.worker import Worker
 from engine.settings import EngineSettings
@@ -49,9 +48,11 @@ class EngineRuntime:
             poll_interval=POLL_SECONDS,
             wake_at=self._wake_at,
         )
-        self.listener = (
-            OutboxListener(database.url, self.worker.wake) if database.is_postgres else None
-        )
+        self.listener = None
+        if database.is_postgres:  # psycopg is imported only where the database needs it
+            from engine.delivery.outbox_listener import OutboxListener
+
+            self.listener = OutboxListener(database.url, self.worker.wake)
 
     def start(self) -> None:
         add = self.scheduler.add_job

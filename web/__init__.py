@@ -19,8 +19,13 @@ from engine.settings import EngineSettings
 from engine.templating.request import RenderSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = REPO_ROOT / "templates"
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The builder's pages: ``templates/`` at the top of the checkout, shipped inside the wheel
+#: as ``web/templates`` (see setup.py).
+TEMPLATES_DIR = (
+    PACKAGE_DIR / "templates" if (PACKAGE_DIR / "templates").is_dir() else REPO_ROOT / "templates"
+)
+STATIC_DIR = PACKAGE_DIR / "static"
 
 DEFAULTS: dict[str, Any] = {
     "REQUIRE_HTTPS": True,
