@@ -32,6 +32,10 @@ DEFAULTS: dict[str, Any] = {
     "ALLOWED_NETWORKS": "",
     "SENDER_THREADS": 64,
     "RETENTION_DAYS": 30,
+    # GET /metrics answers (Prometheus text) only when this is set, to this Bearer token.
+    "METRICS_TOKEN": "",
+    # "text" (readable lines) or "json" (one JSON object per line, for log aggregators).
+    "LOG_FORMAT": "text",
     # One API request holds at most a batch of 1000 events; each event is capped at
     # 256 KiB on its own. Larger requests are refused with 413 before they are read.
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
@@ -64,7 +68,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     _check_config(app)
 
-    from web import api, auth, builder, database, log, security
+    from web import api, auth, builder, database, log, metrics, security
 
     database.init_app(app)
     security.init_app(app)
@@ -72,6 +76,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     builder.init_app(app)
     log.init_app(app)
+    metrics.init_app(app)
     return app
 
 

@@ -6,12 +6,15 @@ configuration is wrong; tracebacks are for bugs only.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import multiprocessing
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +27,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine import crypto
-from engine.store import accounts, migrate
+from engine.store import Database, accounts, migrate
 from web import create_app, default_instance_path, engine_settings
 from web.auth import MIN_PASSWORD_LENGTH, hash_password
 from web.database import get_database
@@ -41,6 +44,8 @@ ENCRYPTION_KEY = {encryption_key!r}
 # ALLOWED_NETWORKS = ""  # e.g. "127.0.0.0/8" to send to local receivers while testing
 # SENDER_THREADS = 64
 # RETENTION_DAYS = 30
+# METRICS_TOKEN = ""  # set to serve GET /metrics to `Authorization: Bearer <token>`
+# LOG_FORMAT = "text"  # or "json": one JSON object per line
 """
 
 
@@ -195,6 +200,8 @@ def serve(host: str, port: int, threads: int) -> None:
 @friendly_errors
 def web(host: str, port: int, threads: int, workers: int) -> None:
     """The web builder and REST API only (no scheduler): run `hookcast worker` beside it."""
+    if workers > 1:
+        _share_metrics_between_processes()
     with opened_app() as app:
         _serve_web(app, host, port, threads, workers)
 
@@ -220,6 +227,7 @@ def _serve_web(app: Flask, host: str, port: int, threads: int, workers: int) -> 
             self.cfg.set("worker_class", "gthread")
             # Forked workers must not share the parent's pooled database connections.
             self.cfg.set("post_fork", lambda _server, _worker: _forget_connections(app))
+            self.cfg.set("child_exit", lambda _server, child: _forget_process_metrics(child.pid))
 
         def load(self) -> Flask:
             return app
@@ -236,15 +244,73 @@ def _serve_web(app: Flask, host: str, port: int, threads: int, workers: int) -> 
     help="Worker processes to fork, each with SENDER_THREADS senders (one Python process "
     "uses about one core).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve GET /metrics (Prometheus) on this port, for all --processes together.",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
 @friendly_errors
-def worker(processes: int) -> None:
+def worker(processes: int, metrics_port: int | None, metrics_host: str) -> None:
     """The scheduler/executor only. Run any number of them against one PostgreSQL."""
-    with opened_app() as app:
+    if processes > 1:
+        _share_metrics_between_processes()
+    with opened_app() as app, _worker_metrics(app, metrics_host, metrics_port):
         click.echo("Hookcast worker started; Ctrl-C or SIGTERM stops it.", err=True)
         if processes == 1:
             _run_engine_until_signal(app, None)
         else:
             _supervise_workers(app, processes)
+
+
+def _share_metrics_between_processes() -> None:
+    """Before forking a family of processes: prometheus_client's multiprocess mode, whose
+    directory must be set before the metrics are first imported (``create_app`` does).
+    ``PROMETHEUS_MULTIPROC_DIR`` when the operator set it (the files of an earlier run are
+    removed), else a new temporary directory removed on exit."""
+    if "prometheus_client" in sys.modules and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return  # already imported in single-process mode (an in-process test run)
+    named = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if named:
+        Path(named).mkdir(parents=True, exist_ok=True)
+        for kind in ("counter", "gauge", "histogram", "summary"):
+            for stale in Path(named).glob(f"{kind}_*.db"):
+                stale.unlink()
+        return
+    path = tempfile.mkdtemp(prefix="hookcast-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    parent = os.getpid()
+    atexit.register(lambda: os.getpid() == parent and shutil.rmtree(path, ignore_errors=True))
+
+
+def _forget_process_metrics(pid: int) -> None:
+    from engine import metrics
+
+    metrics.mark_process_dead(pid)
+
+
+@contextmanager
+def _worker_metrics(app: Flask, host: str, port: int | None) -> Iterator[None]:
+    """``GET /metrics`` on ``host:port`` while the worker runs (nothing without a port)."""
+    if port is None:
+        yield
+        return
+    from web.metrics import serve_worker_metrics
+
+    # Its own connections: forked workers must not inherit the ones a scrape opened.
+    database = Database(app.config["DATABASE_URL"], pool_size=2)
+    try:
+        server = serve_worker_metrics(database, host, port, app.config["METRICS_TOKEN"] or None)
+    except OSError as exc:
+        database.dispose()
+        raise CommandError(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from None
+    click.echo(f"Metrics on http://{host}:{port}/metrics", err=True)
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        database.dispose()
 
 
 #: A forked worker that dies is replaced, but not sooner than this after it started.
@@ -282,6 +348,7 @@ def _supervise_workers(app: Flask, processes: int) -> None:
                     f"worker process {child.pid} exited ({child.exitcode}); starting another",
                     err=True,
                 )
+                _forget_process_metrics(child.pid)
                 children[slot] = start()
     finally:
         for child, _ in children:

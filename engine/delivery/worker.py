@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from engine import metrics
 from engine.delivery import pacing
 from engine.delivery.attempts import judge, send_claimed
 from engine.delivery.send_queue import PREFETCH_PER_HOST, SendQueue
@@ -360,6 +361,7 @@ class Worker:
         channel_states.save(session, saved, now)
 
     def _after_settle(self, records: list[AttemptRecord], summary: SettleSummary) -> None:
+        metrics.count_settled(records, summary.stale)
         if summary.stale:
             logger.warning(
                 "%d attempts finished after their lease ended; another claim owns them",
