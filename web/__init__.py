@@ -17,6 +17,7 @@ from flask import Flask, current_app
 from engine import crypto
 from engine.settings import EngineSettings
 from engine.templating.request import RenderSettings
+from web.logconfig import check_log_format
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -104,4 +105,5 @@ def _check_config(app: Flask) -> None:
     app.config["REQUIRE_HTTPS"] = settings.require_https
     app.config["SENDER_THREADS"] = settings.sender_threads
     app.config["RETENTION_DAYS"] = settings.retention_days
+    app.config["LOG_FORMAT"] = check_log_format(app.config.get("LOG_FORMAT"))
     crypto.configure_encryption(app.config["ENCRYPTION_KEY"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import logging
 import multiprocessing
 import os
 import secrets
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 
 import click
 from flask import Flask
+from flask.logging import default_handler as flask_default_handler
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine import crypto
@@ -31,8 +33,11 @@ from engine.store import Database, accounts, migrate
 from web import create_app, default_instance_path, engine_settings
 from web.auth import MIN_PASSWORD_LENGTH, hash_password
 from web.database import get_database
+from web.logconfig import configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+logger = logging.getLogger("hookcast")
 
 CONFIG_TEMPLATE = """\
 # Hookcast instance configuration, written by `hookcast init`.
@@ -75,9 +80,15 @@ def friendly_errors(command: F) -> F:
 
 
 @contextmanager
-def opened_app(*, check_schema: bool = True) -> Iterator[Flask]:
-    """The configured app, its database connections closed when the command ends."""
+def opened_app(*, check_schema: bool = True, log: bool = False) -> Iterator[Flask]:
+    """The configured app, its database connections closed when the command ends.
+
+    ``log``: a long-running command, whose log goes to stderr in the configured
+    ``LOG_FORMAT`` (short commands say what they did on stdout/stderr instead)."""
     app = create_app()
+    if log:
+        configure_logging(app.config["LOG_FORMAT"])
+        app.logger.removeHandler(flask_default_handler)  # the root handler formats its lines
     database = get_database(app)
     try:
         if check_schema:
@@ -161,7 +172,7 @@ def _run_engine_until_signal(app: Flask, serve_web: Callable[[], None] | None) -
     except KeyboardInterrupt:
         pass
     finally:
-        click.echo("Stopping: finishing or releasing in-flight sends…", err=True)
+        logger.info("stopping: finishing or releasing in-flight sends")
         runtime.stop()
 
 
@@ -169,7 +180,7 @@ def _waitress(app: Flask, host: str, port: int, threads: int) -> Callable[[], No
     import waitress
 
     def serve() -> None:
-        click.echo(f"Hookcast is listening on http://{host}:{port}/", err=True)
+        logger.info("Hookcast is listening on http://%s:%d/", host, port)
         waitress.serve(app, host=host, port=port, threads=threads, ident="Hookcast")
 
     return serve
@@ -182,7 +193,7 @@ def _waitress(app: Flask, host: str, port: int, threads: int) -> Callable[[], No
 @friendly_errors
 def serve(host: str, port: int, threads: int) -> None:
     """Web builder, REST API and scheduler/executor in one process."""
-    with opened_app() as app:
+    with opened_app(log=True) as app:
         _run_engine_until_signal(app, _waitress(app, host, port, threads))
 
 
@@ -202,7 +213,7 @@ def web(host: str, port: int, threads: int, workers: int) -> None:
     """The web builder and REST API only (no scheduler): run `hookcast worker` beside it."""
     if workers > 1:
         _share_metrics_between_processes()
-    with opened_app() as app:
+    with opened_app(log=True) as app:
         _serve_web(app, host, port, threads, workers)
 
 
@@ -255,8 +266,8 @@ def worker(processes: int, metrics_port: int | None, metrics_host: str) -> None:
     """The scheduler/executor only. Run any number of them against one PostgreSQL."""
     if processes > 1:
         _share_metrics_between_processes()
-    with opened_app() as app, _worker_metrics(app, metrics_host, metrics_port):
-        click.echo("Hookcast worker started; Ctrl-C or SIGTERM stops it.", err=True)
+    with opened_app(log=True) as app, _worker_metrics(app, metrics_host, metrics_port):
+        logger.info("Hookcast worker started; Ctrl-C or SIGTERM stops it")
         if processes == 1:
             _run_engine_until_signal(app, None)
         else:
@@ -304,7 +315,7 @@ def _worker_metrics(app: Flask, host: str, port: int | None) -> Iterator[None]:
     except OSError as exc:
         database.dispose()
         raise CommandError(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from None
-    click.echo(f"Metrics on http://{host}:{port}/metrics", err=True)
+    logger.info("Metrics on http://%s:%d/metrics", host, port)
     try:
         yield
     finally:
@@ -344,9 +355,8 @@ def _supervise_workers(app: Flask, processes: int) -> None:
             for slot, (child, started) in enumerate(children):
                 if child.is_alive() or time.monotonic() - started < RESTART_DELAY_SECONDS:
                     continue
-                click.echo(
-                    f"worker process {child.pid} exited ({child.exitcode}); starting another",
-                    err=True,
+                logger.warning(
+                    "worker process %d exited (%s); starting another", child.pid, child.exitcode
                 )
                 _forget_process_metrics(child.pid)
                 children[slot] = start()

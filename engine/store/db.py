@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 try:
@@ -144,6 +145,15 @@ class _SQLiteWriters:
                     return  # let BEGIN IMMEDIATE and SQLite's busy timeout decide
                 time.sleep(pause)
                 pause = min(pause * 2, 0.002)
+
+
+def expected_database_error(exc: BaseException) -> str | None:
+    """The first line of an error operations expect — the database unreachable, restarting,
+    out of connections or locked — or None for anything else (a bug, worth a traceback)."""
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return None
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 class Database:

@@ -201,7 +201,7 @@ def delivered(db, ids: list[str]) -> int:
         )
 
 
-def test_the_worker_metrics_port_refuses_a_taken_address(runner) -> None:
+def test_the_worker_metrics_port_refuses_a_taken_address(runner, root_logging) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
