@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import sys
@@ -146,6 +147,57 @@ def db_upgrade() -> None:
         database = get_database(app)
         migrate.upgrade(database)
         click.echo(f"Database schema is at {migrate.current_revision(database)}")
+
+
+@db.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@friendly_errors
+def db_backup(path: Path) -> None:
+    """Copy the SQLite database to PATH, consistently, even while Hookcast is running."""
+    from engine.store import backup
+
+    with opened_app(check_schema=False) as app:
+        database = get_database(app)
+        if database.is_postgres:
+            _use_postgres_tools("pg_dump --format=custom --file", path, database)
+        made = backup.backup_sqlite(database, path)
+        click.echo(f"Backed up to {made.path} (schema {made.revision}, {made.size:,} bytes)")
+
+
+@db.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@friendly_errors
+def db_restore(path: Path) -> None:
+    """Replace the SQLite database with the backup at PATH (every Hookcast process stopped)."""
+    from engine.store import backup
+
+    with opened_app(check_schema=False) as app:
+        database = get_database(app)
+        if database.is_postgres:
+            _use_postgres_tools(
+                "pg_restore --clean --if-exists --no-owner --dbname", path, database
+            )
+        restored = backup.restore_sqlite(database, path)
+        if restored.saved_as is not None:
+            click.echo(f"The database it replaced is kept as {restored.saved_as}")
+        click.echo(f"Restored {path} (schema {restored.revision})")
+        if restored.revision != migrate.head_revision(database):
+            click.echo("Run `hookcast db upgrade` to bring it to this version's schema.")
+
+
+def _use_postgres_tools(command: str, path: Path, database: Database) -> None:
+    """PostgreSQL has its own tools: print the command to run, exit 1 (nothing was done)."""
+    url = database.url.set(drivername="postgresql").render_as_string(hide_password=True)
+    if command.startswith("pg_dump"):
+        line = f"{command} {shlex.quote(str(path))} {shlex.quote(url)}"
+    else:
+        line = f"{command} {shlex.quote(url)} {shlex.quote(str(path))}"
+    click.echo(line)
+    raise CommandError(
+        f"{database.url.get_backend_name()} databases are backed up and restored with "
+        f"{command.split()[0]}: run the command above (password from PGPASSWORD or "
+        "~/.pgpass; stop Hookcast's processes before a restore)"
+    )
 
 
 def _run_engine_until_signal(app: Flask, serve_web: Callable[[], None] | None) -> None:
