@@ -34,7 +34,7 @@ from engine.store import Database, accounts, migrate
 from web import create_app, default_instance_path, engine_settings
 from web.auth import MIN_PASSWORD_LENGTH, hash_password
 from web.database import get_database
-from web.logconfig import configure_logging
+from web.logconfig import configure_logging, gunicorn_log_config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -291,6 +291,9 @@ def _serve_web(app: Flask, host: str, port: int, threads: int, workers: int) -> 
             # Forked workers must not share the parent's pooled database connections.
             self.cfg.set("post_fork", lambda _server, _worker: _forget_connections(app))
             self.cfg.set("child_exit", lambda _server, child: _forget_process_metrics(child.pid))
+            log_config = gunicorn_log_config(app.config["LOG_FORMAT"])
+            if log_config is not None:
+                self.cfg.set("logconfig_dict", log_config)
 
         def load(self) -> Flask:
             return app

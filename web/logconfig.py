@@ -20,8 +20,9 @@ from typing import Any
 CONTEXT_FIELDS = ("workspace_id", "campaign_id", "notification_id")
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-#: Libraries that narrate every step at INFO (a job ran, a connection opened).
-_CHATTY = ("apscheduler", "urllib3")
+#: Libraries that narrate every step at INFO (a job ran, a connection opened, the schema
+#: checked at start).
+_CHATTY = ("apscheduler", "urllib3", "alembic")
 
 
 class JsonFormatter(logging.Formatter):
@@ -64,6 +65,26 @@ def check_log_format(value: Any) -> str:
     if text not in FORMATS:
         raise ValueError(f"LOG_FORMAT must be one of {', '.join(FORMATS)}, not {value!r}")
     return text
+
+
+def gunicorn_log_config(log_format: str) -> dict[str, Any] | None:
+    """gunicorn configures its own loggers: in JSON mode, this makes its lines (and the
+    root logger's, in its workers) JSON too. None keeps gunicorn's text lines."""
+    if log_format != "json":
+        return None
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"json": handler},
+        "root": {"level": "INFO", "handlers": ["json"]},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["json"], "propagate": False},
+            # no access log, as with waitress (and as gunicorn does in text mode)
+            "gunicorn.access": {"level": "WARNING", "handlers": ["json"], "propagate": False},
+        },
+    }
 
 
 def configure_logging(log_format: str, level: int = logging.INFO) -> None:
