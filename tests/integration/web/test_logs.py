@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from engine.store import Database, migrate
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.integration import factories
-from tests.integration.delivery.test_crash import start_worker, stop
+from tests.integration.delivery.test_crash import HOOKCAST, stop, wait_until
 from web import create_app
 from web.logconfig import JsonFormatter, configure_logging
 
@@ -56,7 +57,9 @@ def test_an_unknown_log_format_is_refused(tmp_path: Path, monkeypatch) -> None:
         create_app({"SECRET_KEY": "x", "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY, "LOG_FORMAT": "xml"})
 
 
-def _worker_log(database_url: str, tmp_path: Path, db: Database, workspace, **env: str) -> str:
+def _worker_log(
+    database_url: str, tmp_path: Path, db: Database, workspace, **env: str
+) -> tuple[str, str]:
     """Run a real worker that meets a campaign with an unusable stored schedule; its stderr."""
     with db.transaction() as session:
         campaign = factories.make_campaign(session, workspace.id)
@@ -65,11 +68,25 @@ def _worker_log(database_url: str, tmp_path: Path, db: Database, workspace, **en
     instance = tmp_path / "instance"
     instance.mkdir(exist_ok=True)
     (instance / "config.py").write_text("".join(f"{k} = {v!r}\n" for k, v in env.items()))
-    worker = start_worker(database_url, tmp_path)
-    try:
-        time.sleep(3)  # the schedule tick runs at start
+    log_file = tmp_path / "worker.log"
+    with log_file.open("wb") as stderr:
+        worker = subprocess.Popen(
+            [HOOKCAST, "worker"],
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("HOOKCAST_")},
+                "HOOKCAST_DATABASE_URL": database_url,
+                "HOOKCAST_SECRET_KEY": "log-test",
+                "HOOKCAST_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+                "HOOKCAST_INSTANCE_PATH": str(instance),
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:  # the schedule tick runs as the worker starts
+        wait_until(lambda: campaign_id in log_file.read_text(), timeout=60)
     finally:
-        log = stop(worker)
+        stop(worker)
+    log = log_file.read_text()
     assert campaign_id in log, log
     return log, campaign_id
 
