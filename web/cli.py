@@ -245,6 +245,7 @@ def _waitress(app: Flask, host: str, port: int, threads: int) -> Callable[[], No
 @friendly_errors
 def serve(host: str, port: int, threads: int) -> None:
     """Web builder, REST API and scheduler/executor in one process."""
+    _prepare_metrics_directory(forking=False)
     with opened_app(log=True) as app:
         _run_engine_until_signal(app, _waitress(app, host, port, threads))
 
@@ -263,8 +264,7 @@ def serve(host: str, port: int, threads: int) -> None:
 @friendly_errors
 def web(host: str, port: int, threads: int, workers: int) -> None:
     """The web builder and REST API only (no scheduler): run `hookcast worker` beside it."""
-    if workers > 1:
-        _share_metrics_between_processes()
+    _prepare_metrics_directory(forking=workers > 1)
     with opened_app(log=True) as app:
         _serve_web(app, host, port, threads, workers)
 
@@ -319,8 +319,7 @@ def _serve_web(app: Flask, host: str, port: int, threads: int, workers: int) -> 
 @friendly_errors
 def worker(processes: int, metrics_port: int | None, metrics_host: str) -> None:
     """The scheduler/executor only. Run any number of them against one PostgreSQL."""
-    if processes > 1:
-        _share_metrics_between_processes()
+    _prepare_metrics_directory(forking=processes > 1)
     with opened_app(log=True) as app, _worker_metrics(app, metrics_host, metrics_port):
         logger.info("Hookcast worker started; Ctrl-C or SIGTERM stops it")
         if processes == 1:
@@ -329,13 +328,12 @@ def worker(processes: int, metrics_port: int | None, metrics_host: str) -> None:
             _supervise_workers(app, processes)
 
 
-def _share_metrics_between_processes() -> None:
-    """Before forking a family of processes: prometheus_client's multiprocess mode, whose
-    directory must be set before the metrics are first imported (``create_app`` does).
-    ``PROMETHEUS_MULTIPROC_DIR`` when the operator set it (the files of an earlier run are
-    removed), else a new temporary directory removed on exit."""
-    if "prometheus_client" in sys.modules and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return  # already imported in single-process mode (an in-process test run)
+def _prepare_metrics_directory(*, forking: bool) -> None:
+    """prometheus_client's multiprocess mode, before the metrics are first imported
+    (``create_app`` imports them). ``PROMETHEUS_MULTIPROC_DIR`` when the operator set it
+    (the files an earlier run left there are removed: counters start at 0, as in a single
+    process); else, for a family of forked processes, a new temporary directory removed on
+    exit; else none (one process keeps its counters in memory)."""
     named = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if named:
         Path(named).mkdir(parents=True, exist_ok=True)
@@ -343,6 +341,8 @@ def _share_metrics_between_processes() -> None:
             for stale in Path(named).glob(f"{kind}_*.db"):
                 stale.unlink()
         return
+    if not forking or "prometheus_client" in sys.modules:
+        return  # (already imported in single-process mode: an in-process test run)
     path = tempfile.mkdtemp(prefix="hookcast-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     parent = os.getpid()
