@@ -4,6 +4,9 @@ to loopback receivers: ``GET /metrics`` on the app, and a ``hookcast worker --pr
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -18,8 +21,9 @@ from sqlalchemy import func, select, update
 
 from engine.store.models import Campaign, Notification
 from engine.store.types import utcnow
+from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.integration import factories
-from tests.integration.delivery.test_crash import start_worker, stop, wait_until
+from tests.integration.delivery.test_crash import HOOKCAST, start_worker, stop, wait_until
 from tests.integration.delivery.test_delivery import running_worker
 from tests.integration.loopback_receiver import Receiver, Reply
 from web.cli import cli
@@ -209,3 +213,58 @@ def test_the_worker_metrics_port_refuses_a_taken_address(runner, root_logging) -
         result = runner.invoke(cli, ["worker", "--metrics-port", str(port)])
     assert result.exit_code == 1
     assert f"cannot serve metrics on 127.0.0.1:{port}" in result.output
+
+
+@pytest.mark.slow
+def test_web_with_gunicorn_workers_counts_across_them_and_logs_json(
+    workspace, database_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    (tmp_path / "instance").mkdir()
+    (tmp_path / "instance" / "config.py").write_text(
+        f"METRICS_TOKEN = {TOKEN!r}\nLOG_FORMAT = 'json'\n"
+    )
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HOOKCAST_")},
+        "HOOKCAST_DATABASE_URL": database_url,
+        "HOOKCAST_SECRET_KEY": "gunicorn-test",
+        "HOOKCAST_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+        "HOOKCAST_INSTANCE_PATH": str(tmp_path / "instance"),
+    }
+    log_file = tmp_path / "web.log"
+    with log_file.open("wb") as stderr:
+        web = subprocess.Popen(
+            [HOOKCAST, "web", "--workers", "2", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _answers(f"{base}/login"), timeout=60)
+        for n in range(8):  # new connections: gunicorn hands them to either worker
+            response = requests.post(
+                f"{base}/api/v1/events",
+                json={"name": "lead.create", "contact": {"external_id": f"c{n}"}},
+                headers=workspace.headers,
+                timeout=10,
+            )
+            assert response.status_code == 202, response.text
+        for _ in range(4):  # whichever worker answers has the sum of both
+            samples = parse(requests.get(f"{base}/metrics", headers=AUTH, timeout=10).text)
+            assert value(samples, "hookcast_events_ingested_total") == 8
+    finally:
+        web.send_signal(signal.SIGTERM)
+        web.wait(timeout=30)
+    lines = log_file.read_text().strip().splitlines()
+    assert any("Booting worker" in json.loads(line)["message"] for line in lines)
+    assert all(json.loads(line)["level"] for line in lines)  # every line is a JSON object
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=5)
+    except requests.ConnectionError:
+        return False
+    return True
