@@ -10,18 +10,20 @@ the database (leases, ``FOR UPDATE SKIP LOCKED``) and in PostgreSQL ``LISTEN/NOT
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine.campaigns import manual_retry
 from engine.campaigns.schedules import run_due_schedules
-from engine.delivery.outbox_listener import OutboxListener
 from engine.delivery.transport import Transport
 from engine.delivery.worker import Worker
 from engine.settings import EngineSettings
 from engine.store import Database, log, outbox
+from engine.store.db import expected_database_error
 from engine.store.types import utcnow
 from engine.templating.request import RenderSettings
 
@@ -34,6 +36,23 @@ SCHEDULE_TICK_SECONDS = 10
 STOP_GRACE_SECONDS = 10.0
 #: Bulk retry jobs left queued/running by a stopped process are resumed once, soon after start.
 BULK_RESUME_DELAY_SECONDS = 2
+
+
+def _one_line_when_the_database_is_down(job: Callable[..., None]) -> Callable[..., None]:
+    """A timer job that meets an unreachable database logs one line and runs again at its
+    next tick; anything else is a bug, whose traceback APScheduler logs."""
+
+    @functools.wraps(job)
+    def run(*args: object) -> None:
+        try:
+            job(*args)
+        except Exception as exc:
+            reason = expected_database_error(exc)
+            if reason is None:
+                raise
+            logger.warning("%s skipped: the database did not answer (%s)", job.__name__, reason)
+
+    return run
 
 
 class EngineRuntime:
@@ -49,9 +68,11 @@ class EngineRuntime:
             poll_interval=POLL_SECONDS,
             wake_at=self._wake_at,
         )
-        self.listener = (
-            OutboxListener(database.url, self.worker.wake) if database.is_postgres else None
-        )
+        self.listener = None
+        if database.is_postgres:  # psycopg is imported only where the database needs it
+            from engine.delivery.outbox_listener import OutboxListener
+
+            self.listener = OutboxListener(database.url, self.worker.wake)
 
     def start(self) -> None:
         add = self.scheduler.add_job
@@ -104,12 +125,14 @@ class EngineRuntime:
             misfire_grace_time=None,
         )
 
+    @_one_line_when_the_database_is_down
     def recover_leases(self) -> None:
         with self.database.transaction(write=True) as session:
             recovered = outbox.recover_expired_leases(session, utcnow())
         if recovered:
             logger.warning("took back %d sends whose worker stopped mid-send", recovered)
 
+    @_one_line_when_the_database_is_down
     def purge_expired(self) -> None:
         cutoff = utcnow() - timedelta(days=self.settings.retention_days)
         with self.database.session(write=True) as session:
@@ -118,6 +141,7 @@ class EngineRuntime:
         if purged:
             logger.info("purged %d notifications older than %s", purged, cutoff)
 
+    @_one_line_when_the_database_is_down
     def resume_bulk_jobs(self) -> None:
         """Finish bulk retry jobs a stopped process left unfinished (runs once per start)."""
         settings = RenderSettings.from_settings(self.settings)
@@ -125,5 +149,6 @@ class EngineRuntime:
         if resumed:
             logger.info("resumed %d unfinished bulk retry jobs", resumed)
 
+    @_one_line_when_the_database_is_down
     def run_schedules(self) -> None:
         run_due_schedules(self.database, self.settings, utcnow())

@@ -17,16 +17,26 @@ from flask import Flask, current_app
 from engine import crypto
 from engine.settings import EngineSettings
 from engine.templating.request import RenderSettings
+from web.logconfig import check_log_format
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = REPO_ROOT / "templates"
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The builder's pages: ``templates/`` at the top of the checkout, shipped inside the wheel
+#: as ``web/templates`` (see setup.py).
+TEMPLATES_DIR = (
+    PACKAGE_DIR / "templates" if (PACKAGE_DIR / "templates").is_dir() else REPO_ROOT / "templates"
+)
+STATIC_DIR = PACKAGE_DIR / "static"
 
 DEFAULTS: dict[str, Any] = {
     "REQUIRE_HTTPS": True,
     "ALLOWED_NETWORKS": "",
     "SENDER_THREADS": 64,
     "RETENTION_DAYS": 30,
+    # GET /metrics answers (Prometheus text) only when this is set, to this Bearer token.
+    "METRICS_TOKEN": "",
+    # "text" (readable lines) or "json" (one JSON object per line, for log aggregators).
+    "LOG_FORMAT": "text",
     # One API request holds at most a batch of 1000 events; each event is capped at
     # 256 KiB on its own. Larger requests are refused with 413 before they are read.
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
@@ -59,7 +69,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     _check_config(app)
 
-    from web import api, auth, builder, database, log, security
+    from web import api, auth, builder, database, log, metrics, security
 
     database.init_app(app)
     security.init_app(app)
@@ -67,6 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     builder.init_app(app)
     log.init_app(app)
+    metrics.init_app(app)
     return app
 
 
@@ -94,4 +105,5 @@ def _check_config(app: Flask) -> None:
     app.config["REQUIRE_HTTPS"] = settings.require_https
     app.config["SENDER_THREADS"] = settings.sender_threads
     app.config["RETENTION_DAYS"] = settings.retention_days
+    app.config["LOG_FORMAT"] = check_log_format(app.config.get("LOG_FORMAT"))
     crypto.configure_encryption(app.config["ENCRYPTION_KEY"])

@@ -6,12 +6,17 @@ configuration is wrong; tracebacks are for bugs only.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import logging
 import multiprocessing
 import os
 import secrets
+import shlex
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,15 +26,19 @@ from typing import Any, TypeVar
 
 import click
 from flask import Flask
+from flask.logging import default_handler as flask_default_handler
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine import crypto
-from engine.store import accounts, migrate
+from engine.store import Database, accounts, migrate
 from web import create_app, default_instance_path, engine_settings
 from web.auth import MIN_PASSWORD_LENGTH, hash_password
 from web.database import get_database
+from web.logconfig import configure_logging, gunicorn_log_config
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+logger = logging.getLogger("hookcast")
 
 CONFIG_TEMPLATE = """\
 # Hookcast instance configuration, written by `hookcast init`.
@@ -41,6 +50,8 @@ ENCRYPTION_KEY = {encryption_key!r}
 # ALLOWED_NETWORKS = ""  # e.g. "127.0.0.0/8" to send to local receivers while testing
 # SENDER_THREADS = 64
 # RETENTION_DAYS = 30
+# METRICS_TOKEN = ""  # set to serve GET /metrics to `Authorization: Bearer <token>`
+# LOG_FORMAT = "text"  # or "json": one JSON object per line
 """
 
 
@@ -70,9 +81,15 @@ def friendly_errors(command: F) -> F:
 
 
 @contextmanager
-def opened_app(*, check_schema: bool = True) -> Iterator[Flask]:
-    """The configured app, its database connections closed when the command ends."""
+def opened_app(*, check_schema: bool = True, log: bool = False) -> Iterator[Flask]:
+    """The configured app, its database connections closed when the command ends.
+
+    ``log``: a long-running command, whose log goes to stderr in the configured
+    ``LOG_FORMAT`` (short commands say what they did on stdout/stderr instead)."""
     app = create_app()
+    if log:
+        configure_logging(app.config["LOG_FORMAT"])
+        app.logger.removeHandler(flask_default_handler)  # the root handler formats its lines
     database = get_database(app)
     try:
         if check_schema:
@@ -132,6 +149,57 @@ def db_upgrade() -> None:
         click.echo(f"Database schema is at {migrate.current_revision(database)}")
 
 
+@db.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@friendly_errors
+def db_backup(path: Path) -> None:
+    """Copy the SQLite database to PATH, consistently, even while Hookcast is running."""
+    from engine.store import backup
+
+    with opened_app(check_schema=False) as app:
+        database = get_database(app)
+        if database.is_postgres:
+            _use_postgres_tools("pg_dump --format=custom --file", path, database)
+        made = backup.backup_sqlite(database, path)
+        click.echo(f"Backed up to {made.path} (schema {made.revision}, {made.size:,} bytes)")
+
+
+@db.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@friendly_errors
+def db_restore(path: Path) -> None:
+    """Replace the SQLite database with the backup at PATH (every Hookcast process stopped)."""
+    from engine.store import backup
+
+    with opened_app(check_schema=False) as app:
+        database = get_database(app)
+        if database.is_postgres:
+            _use_postgres_tools(
+                "pg_restore --clean --if-exists --no-owner --dbname", path, database
+            )
+        restored = backup.restore_sqlite(database, path)
+        if restored.saved_as is not None:
+            click.echo(f"The database it replaced is kept as {restored.saved_as}")
+        click.echo(f"Restored {path} (schema {restored.revision})")
+        if restored.revision != migrate.head_revision(database):
+            click.echo("Run `hookcast db upgrade` to bring it to this version's schema.")
+
+
+def _use_postgres_tools(command: str, path: Path, database: Database) -> None:
+    """PostgreSQL has its own tools: print the command to run, exit 1 (nothing was done)."""
+    url = database.url.set(drivername="postgresql").render_as_string(hide_password=True)
+    if command.startswith("pg_dump"):
+        line = f"{command} {shlex.quote(str(path))} {shlex.quote(url)}"
+    else:
+        line = f"{command} {shlex.quote(url)} {shlex.quote(str(path))}"
+    click.echo(line)
+    raise CommandError(
+        f"{database.url.get_backend_name()} databases are backed up and restored with "
+        f"{command.split()[0]}: run the command above (password from PGPASSWORD or "
+        "~/.pgpass; stop Hookcast's processes before a restore)"
+    )
+
+
 def _run_engine_until_signal(app: Flask, serve_web: Callable[[], None] | None) -> None:
     """Start the scheduler/executor once in this process; stop it cleanly on SIGTERM/SIGINT."""
     from engine.runtime import EngineRuntime
@@ -156,7 +224,7 @@ def _run_engine_until_signal(app: Flask, serve_web: Callable[[], None] | None) -
     except KeyboardInterrupt:
         pass
     finally:
-        click.echo("Stopping: finishing or releasing in-flight sends…", err=True)
+        logger.info("stopping: finishing or releasing in-flight sends")
         runtime.stop()
 
 
@@ -164,7 +232,7 @@ def _waitress(app: Flask, host: str, port: int, threads: int) -> Callable[[], No
     import waitress
 
     def serve() -> None:
-        click.echo(f"Hookcast is listening on http://{host}:{port}/", err=True)
+        logger.info("Hookcast is listening on http://%s:%d/", host, port)
         waitress.serve(app, host=host, port=port, threads=threads, ident="Hookcast")
 
     return serve
@@ -177,7 +245,8 @@ def _waitress(app: Flask, host: str, port: int, threads: int) -> Callable[[], No
 @friendly_errors
 def serve(host: str, port: int, threads: int) -> None:
     """Web builder, REST API and scheduler/executor in one process."""
-    with opened_app() as app:
+    _prepare_metrics_directory(forking=False)
+    with opened_app(log=True) as app:
         _run_engine_until_signal(app, _waitress(app, host, port, threads))
 
 
@@ -195,7 +264,8 @@ def serve(host: str, port: int, threads: int) -> None:
 @friendly_errors
 def web(host: str, port: int, threads: int, workers: int) -> None:
     """The web builder and REST API only (no scheduler): run `hookcast worker` beside it."""
-    with opened_app() as app:
+    _prepare_metrics_directory(forking=workers > 1)
+    with opened_app(log=True) as app:
         _serve_web(app, host, port, threads, workers)
 
 
@@ -220,6 +290,10 @@ def _serve_web(app: Flask, host: str, port: int, threads: int, workers: int) -> 
             self.cfg.set("worker_class", "gthread")
             # Forked workers must not share the parent's pooled database connections.
             self.cfg.set("post_fork", lambda _server, _worker: _forget_connections(app))
+            self.cfg.set("child_exit", lambda _server, child: _forget_process_metrics(child.pid))
+            log_config = gunicorn_log_config(app.config["LOG_FORMAT"])
+            if log_config is not None:
+                self.cfg.set("logconfig_dict", log_config)
 
         def load(self) -> Flask:
             return app
@@ -236,15 +310,73 @@ def _serve_web(app: Flask, host: str, port: int, threads: int, workers: int) -> 
     help="Worker processes to fork, each with SENDER_THREADS senders (one Python process "
     "uses about one core).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve GET /metrics (Prometheus) on this port, for all --processes together.",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
 @friendly_errors
-def worker(processes: int) -> None:
+def worker(processes: int, metrics_port: int | None, metrics_host: str) -> None:
     """The scheduler/executor only. Run any number of them against one PostgreSQL."""
-    with opened_app() as app:
-        click.echo("Hookcast worker started; Ctrl-C or SIGTERM stops it.", err=True)
+    _prepare_metrics_directory(forking=processes > 1)
+    with opened_app(log=True) as app, _worker_metrics(app, metrics_host, metrics_port):
+        logger.info("Hookcast worker started; Ctrl-C or SIGTERM stops it")
         if processes == 1:
             _run_engine_until_signal(app, None)
         else:
             _supervise_workers(app, processes)
+
+
+def _prepare_metrics_directory(*, forking: bool) -> None:
+    """prometheus_client's multiprocess mode, before the metrics are first imported
+    (``create_app`` imports them). ``PROMETHEUS_MULTIPROC_DIR`` when the operator set it
+    (the files an earlier run left there are removed: counters start at 0, as in a single
+    process); else, for a family of forked processes, a new temporary directory removed on
+    exit; else none (one process keeps its counters in memory)."""
+    named = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if named:
+        Path(named).mkdir(parents=True, exist_ok=True)
+        for kind in ("counter", "gauge", "histogram", "summary"):
+            for stale in Path(named).glob(f"{kind}_*.db"):
+                stale.unlink()
+        return
+    if not forking or "prometheus_client" in sys.modules:
+        return  # (already imported in single-process mode: an in-process test run)
+    path = tempfile.mkdtemp(prefix="hookcast-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    parent = os.getpid()
+    atexit.register(lambda: os.getpid() == parent and shutil.rmtree(path, ignore_errors=True))
+
+
+def _forget_process_metrics(pid: int) -> None:
+    from engine import metrics
+
+    metrics.mark_process_dead(pid)
+
+
+@contextmanager
+def _worker_metrics(app: Flask, host: str, port: int | None) -> Iterator[None]:
+    """``GET /metrics`` on ``host:port`` while the worker runs (nothing without a port)."""
+    if port is None:
+        yield
+        return
+    from web.metrics import serve_worker_metrics
+
+    # Its own connections: forked workers must not inherit the ones a scrape opened.
+    database = Database(app.config["DATABASE_URL"], pool_size=2)
+    try:
+        server = serve_worker_metrics(database, host, port, app.config["METRICS_TOKEN"] or None)
+    except OSError as exc:
+        database.dispose()
+        raise CommandError(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from None
+    logger.info("Metrics on http://%s:%d/metrics", host, port)
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        database.dispose()
 
 
 #: A forked worker that dies is replaced, but not sooner than this after it started.
@@ -278,10 +410,10 @@ def _supervise_workers(app: Flask, processes: int) -> None:
             for slot, (child, started) in enumerate(children):
                 if child.is_alive() or time.monotonic() - started < RESTART_DELAY_SECONDS:
                     continue
-                click.echo(
-                    f"worker process {child.pid} exited ({child.exitcode}); starting another",
-                    err=True,
+                logger.warning(
+                    "worker process %d exited (%s); starting another", child.pid, child.exitcode
                 )
+                _forget_process_metrics(child.pid)
                 children[slot] = start()
     finally:
         for child, _ in children:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine import metrics
 from engine.campaigns import matching
 from engine.campaigns.matching import ActiveCampaign
 from engine.campaigns.materialize import MaterializedBatch
@@ -226,6 +227,7 @@ def ingest_and_commit(
         try:
             results = ingest_events(session, workspace_id, events, settings=settings)
             session.commit()
+            metrics.count_ingested(sum(not result.duplicate for result in results))
             return results
         except IntegrityError:
             session.rollback()
@@ -259,6 +261,7 @@ def ingest_with_short_write_lock(
             if _basis_holds(session, workspace_id, plan.basis):
                 _write(session, plan)
                 session.commit()
+                metrics.count_ingested(sum(not result.duplicate for result in plan.results))
                 return plan.results
         except IntegrityError:
             pass

@@ -78,8 +78,13 @@ def run_due_schedules(
             after = max(start, latest) if latest else start
             try:
                 times = fire_times(campaign.trigger, after=after, until=now)
-            except (ValueError, KeyError, TypeError):
-                logger.exception("campaign %s has an unusable schedule", campaign.id)
+            except (ValueError, KeyError, TypeError) as exc:  # stored data, not a bug: one line
+                logger.warning(
+                    "campaign %s has an unusable schedule (%s)",
+                    campaign.id,
+                    exc,
+                    extra={"workspace_id": campaign.workspace_id, "campaign_id": campaign.id},
+                )
                 continue
             due.extend((campaign.id, moment) for moment in times)
     handled = _resume_stalled_runs(database, render_settings, now, batch_size)
@@ -170,7 +175,12 @@ def _run_to_the_end(
     try:
         _materialize_run(database, run, settings, batch_size, after_id)
     except Exception as exc:
-        logger.exception("schedule run %s of campaign %s failed", run.run_id, run.campaign_id)
+        logger.exception(
+            "schedule run %s of campaign %s failed",
+            run.run_id,
+            run.campaign_id,
+            extra={"campaign_id": run.campaign_id},
+        )
         with database.transaction() as session:
             schedule_runs.finish_run(
                 session,

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from engine import metrics
 from engine.delivery import pacing
 from engine.delivery.attempts import judge, send_claimed
 from engine.delivery.send_queue import PREFETCH_PER_HOST, SendQueue
@@ -37,6 +38,7 @@ from engine.delivery.transport import Transport
 from engine.store import Database, channel_states, outbox, wakeups, workers
 from engine.store.channel_states import IDLE, ChannelPace
 from engine.store.claims import AttemptRecord, ClaimedNotification, SettleSummary
+from engine.store.db import expected_database_error
 from engine.store.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -211,8 +213,12 @@ class Worker:
                     self._beat(session, now)
                 if room:
                     claim = self._claim(session, lease, now, room)
-        except Exception:
-            logger.exception("settling or claiming failed; retrying shortly")
+        except Exception as exc:
+            reason = expected_database_error(exc)
+            if reason is None:
+                logger.exception("settling or claiming failed; retrying shortly")
+            else:  # the database is down or restarting: one line, not a traceback a cycle
+                logger.warning("settling or claiming failed (%s); retrying shortly", reason)
             self._unsettled = records + self._unsettled
             self._unsent = unsent + self._unsent
             self._announced = self._announced or bool(room)
@@ -360,6 +366,7 @@ class Worker:
         channel_states.save(session, saved, now)
 
     def _after_settle(self, records: list[AttemptRecord], summary: SettleSummary) -> None:
+        metrics.count_settled(records, summary.stale)
         if summary.stale:
             logger.warning(
                 "%d attempts finished after their lease ended; another claim owns them",
@@ -395,7 +402,11 @@ class Worker:
                     outcome = send_claimed(self.transport, claimed, now)
                     record = judge(claimed, outcome, utcnow())
             except Exception:  # a bug or a closed transport: the lease brings it back later
-                logger.exception("sending notification %s failed unexpectedly", claimed.id)
+                logger.exception(
+                    "sending notification %s failed unexpectedly",
+                    claimed.id,
+                    extra=_context(claimed),
+                )
             self._queue.done(claimed, record, sent)
 
     # -- shutdown -----------------------------------------------------------------------------
@@ -425,6 +436,15 @@ class Worker:
                 workers.forget(session, self.worker_id)
         except Exception:  # its heartbeat goes stale on its own
             logger.warning("could not sign off at shutdown", exc_info=True)
+
+
+def _context(claimed: ClaimedNotification) -> dict[str, str]:
+    """The ids a structured log line carries (``LOG_FORMAT=json``)."""
+    return {
+        "workspace_id": claimed.campaign.workspace_id,
+        "campaign_id": claimed.campaign.id,
+        "notification_id": claimed.id,
+    }
 
 
 class _Claim:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 try:
@@ -171,6 +171,15 @@ def _ping_when_idle(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as error:
             raise DisconnectionError("the pooled connection is gone") from error
+
+
+def expected_database_error(exc: BaseException) -> str | None:
+    """The first line of an error operations expect — the database unreachable, restarting,
+    out of connections or locked — or None for anything else (a bug, worth a traceback)."""
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return None
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 class Database:

@@ -12,9 +12,11 @@ from flask import Flask, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from engine.store.db import expected_database_error
 from web.schemas.errors import flatten_messages
 
 API_PREFIX = "/api/"
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 _CODES = {
     400: "bad_request",
@@ -28,6 +30,7 @@ _CODES = {
     422: "validation_error",
     429: "rate_limited",
     500: "internal_error",
+    503: "unavailable",
 }
 
 
@@ -82,6 +85,19 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
+        reason = expected_database_error(exc)
+        if reason is not None:  # the database is down or restarting: one line, and a 503
+            current_app.logger.warning(
+                "%s %s: the database did not answer (%s)", request.method, request.path, reason
+            )
+            retry = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}
+            if not _is_api_request():
+                return "The database is not answering; try again shortly.", 503, retry
+            response = error_response(
+                503, "unavailable", "the database is not answering; try again shortly"
+            )
+            response.headers.update(retry)
+            return response
         current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
         if not _is_api_request():
             return "Internal server error", 500
