@@ -202,9 +202,6 @@ def _basis_holds(session: Session, workspace_id: str, basis: _Basis) -> bool:
 
 #: A concurrent request may create the same contact or client id between our read and write.
 INGEST_ATTEMPTS = 3
-#: Batches this small are planned inside the write transaction on SQLite: their matching and
-#: rendering take about as long as checking a plan's reads again under the lock would.
-PLAN_UNDER_THE_LOCK = 4
 
 
 class IngestConflict(Exception):
@@ -242,7 +239,8 @@ def ingest_with_short_write_lock(
     settings: RenderSettings,
 ) -> list[IngestResult]:
     """``ingest_and_commit`` for SQLite, whose one writer at a time would otherwise wait
-    while this batch is matched and rendered (most of its time), unless it is a few events.
+    while this batch is matched and rendered (most of its time). For a few events, see
+    ``engine.campaigns.write_group``.
 
     The batch is planned in a read transaction; the write transaction then checks that
     what the plan read still holds (client ids seen, the contacts' stored attributes,
@@ -251,9 +249,6 @@ def ingest_with_short_write_lock(
     changes in between count as having come after the events (a campaign deleted
     meanwhile fails the write and takes the second way too).
     """
-    if len(events) <= PLAN_UNDER_THE_LOCK:
-        with database.session(write=True) as session:
-            return ingest_and_commit(session, workspace_id, events, settings=settings)
     with database.session() as reader:
         plan = _plan(reader, workspace_id, events, settings, utcnow())
     with database.session(write=True) as session:

@@ -24,8 +24,8 @@ from engine.campaigns.ingest import (
     IncomingEvent,
     IngestConflict,
     ingest_and_commit,
-    ingest_with_short_write_lock,
 )
+from engine.campaigns.write_group import ingest_on_sqlite
 from web import render_settings
 from web.api import bp, json_body, workspace_id
 from web.api.errors import ApiError
@@ -102,10 +102,8 @@ def post_events() -> tuple[dict[str, Any], int]:
             results = ingest_and_commit(
                 get_session(), workspace_id(), events, settings=render_settings()
             )
-        else:  # one writer at a time: match and render before taking the write lock
-            results = ingest_with_short_write_lock(
-                database, workspace_id(), events, settings=render_settings()
-            )
+        else:  # one writer at a time: a few events share a transaction, a batch is planned first
+            results = ingest_on_sqlite(database, workspace_id(), events, settings=render_settings())
     except IngestConflict as exc:
         raise ApiError(409, str(exc)) from None
     return {
