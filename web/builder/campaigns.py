@@ -21,6 +21,7 @@ from engine.store import campaigns as campaign_store
 from engine.store import templates as template_store
 from engine.store.models import Campaign
 from web import render_settings
+from web.activity_log import record_campaign
 from web.auth import login_required, require_role
 from web.builder import bp
 from web.builder.editing import (
@@ -157,6 +158,7 @@ def campaign_create() -> Any:
         errors = {"name": " ".join(m for texts in messages.values() for m in texts)}
         return _new_campaign_form_again(name, trigger_type, template_id, errors)
     campaign, secret = campaign_service.create_campaign(db, g.workspace.id, loaded)
+    record_campaign(db, "campaign.created", campaign)
     db.commit()
     remember_secret_to_reveal(campaign.id, secret)
     flash("Campaign created as a draft. Set it up, then activate it.")
@@ -216,6 +218,7 @@ def campaign_lifecycle(campaign_id: str, action: str) -> Response:
     try:
         if action == "duplicate":
             copy, secret = campaign_service.duplicate_campaign(db, campaign)
+            record_campaign(db, "campaign.created", copy, f"as a copy of {campaign.name!r}")
             db.commit()
             remember_secret_to_reveal(copy.id, secret)
             flash(f"Duplicated as “{copy.name}” (a draft).")
@@ -230,6 +233,8 @@ def campaign_lifecycle(campaign_id: str, action: str) -> Response:
         db.rollback()
         flash(f"Could not {action} the campaign: {exc}", "error")
     else:
+        kinds = {"activate": "activated", "pause": "paused", "archive": "archived"}
+        record_campaign(db, f"campaign.{kinds[action]}", campaign)
         db.commit()
         flash(
             {
