@@ -42,6 +42,9 @@ ENCRYPTION_KEY = {encryption_key!r}
 # ALLOWED_NETWORKS = ""  # e.g. "127.0.0.0/8" to send to local receivers while testing
 # SENDER_THREADS = 64
 # RETENTION_DAYS = 30
+# SESSION_IDLE_HOURS = 12
+# SESSION_LIFETIME_DAYS = 14
+# PROXY_HOPS = 0  # 1 behind one reverse proxy that sets X-Forwarded-For/-Proto
 """
 
 
