@@ -9,7 +9,8 @@ made here, on the server, for every change.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -25,12 +26,13 @@ from flask import (
     session,
     url_for,
 )
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from engine.store import accounts, activity, login_sessions
 from engine.store.types import utcnow
 from web import login_guard
-from web.database import get_database, get_session
+from web.database import get_database, get_session, request_writes
 from web.login_guard import Throttled, hash_password
 
 bp = Blueprint("auth", __name__)
@@ -50,6 +52,20 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+@contextmanager
+def _session_writer() -> Iterator[Session]:
+    """Where ``load_user`` writes: the request's own session when it already writes (a
+    second writer would wait for it on SQLite), else a short transaction of its own, so a
+    page view never upgrades its read transaction."""
+    if request_writes():
+        db = get_session()
+        yield db
+        db.commit()
+    else:
+        with get_database().transaction() as writer:
+            yield writer
+
+
 def load_user() -> None:
     """Put the logged-in user, workspace, role and login session on ``g`` (or None)."""
     g.user = g.workspace = g.role = g.login_session = None
@@ -62,7 +78,7 @@ def load_user() -> None:
     now = utcnow()
     if found is None or login_sessions.is_expired(found[0], now, login_guard.session_limits()):
         if found is not None:
-            with get_database().transaction() as writer:
+            with _session_writer() as writer:
                 login_sessions.end(writer, found[0].id)
         session.clear()
         return
@@ -74,8 +90,7 @@ def load_user() -> None:
         chosen = memberships[0]
     wanted_workspace = chosen[1].id if chosen is not None else None
     if login_sessions.needs_touch(record, now, address) or wanted_workspace != record.workspace_id:
-        # Outside the request's session, so a page view never upgrades its read transaction.
-        with get_database().transaction() as writer:
+        with _session_writer() as writer:
             login_sessions.touch(writer, record.id, now, address)
             if wanted_workspace is not None:
                 login_sessions.set_workspace(writer, record.id, wanted_workspace)

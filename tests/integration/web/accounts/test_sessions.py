@@ -263,3 +263,24 @@ def test_a_direct_https_request_gets_a_secure_cookie(app: Flask, workspace) -> N
 def test_bad_proxy_hops_is_explained(app_config: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="PROXY_HOPS"):
         create_app({**app_config, "PROXY_HOPS": "two"})
+
+
+def test_last_seen_is_refreshed_on_pages_and_on_form_posts(
+    logged_in: FlaskClient, db: Database, workspace: WorkspaceFixture
+) -> None:
+    for method in ("GET", "POST"):
+        earlier = utcnow() - timedelta(minutes=5)
+        with db.transaction() as session:
+            session.execute(update(LoginSession).values(last_seen_at=earlier))
+        if method == "GET":
+            assert logged_in.get("/campaigns").status_code == 200
+        else:
+            token = csrf_token(logged_in, "/campaigns")
+            with db.transaction() as session:
+                session.execute(update(LoginSession).values(last_seen_at=earlier))
+            response = logged_in.post(
+                "/settings/account/sessions/end-others", data={"csrf_token": token}
+            )
+            assert response.status_code == 302
+        (record,) = _sessions(db, workspace.owner_email)
+        assert record.last_seen_at > earlier + timedelta(minutes=4), method
