@@ -14,6 +14,7 @@ from flask import abort, flash, g, redirect, render_template, request, session, 
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
+from engine import crypto
 from engine.campaigns import service as campaign_service
 from engine.rules import triggers
 from engine.store import builder_lookups, contacts
@@ -54,16 +55,20 @@ def load_campaign(campaign_id: str) -> Campaign:
 
 
 def remember_secret_to_reveal(campaign_id: str, secret: str | None) -> None:
-    """The signing secret is shown once, on the editor page right after creation."""
+    """The signing secret is shown once, on the editor page right after creation. Until
+    then the cookie holds it encrypted (a signed cookie alone is readable)."""
     if secret:
-        session[REVEAL_KEY] = {"campaign_id": campaign_id, "secret": secret}
+        session[REVEAL_KEY] = {"campaign_id": campaign_id, "secret": crypto.encrypt(secret)}
 
 
 def _pop_secret_to_reveal(campaign_id: str) -> str | None:
     pending = session.get(REVEAL_KEY)
     if pending and pending.get("campaign_id") == campaign_id:
         session.pop(REVEAL_KEY)
-        return pending.get("secret")
+        try:
+            return crypto.decrypt(pending.get("secret") or "")
+        except ValueError:
+            return None
     return None
 
 
