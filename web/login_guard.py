@@ -92,7 +92,8 @@ def check_credentials(db: Session, email: str, password: str) -> User | None:
     until = login_throttle.locked_until(db, keys.values(), now)
     if until is not None:
         raise Throttled(_seconds_until(until, now))
-    user = accounts.get_user_by_email(db, email)
+    # No stored email holds NUL (PostgreSQL text cannot): such an email is simply unknown.
+    user = None if "\x00" in email else accounts.get_user_by_email(db, email)
     stored = user.password_hash if user is not None else _unknown_user_hash()
     if check_password_hash(stored, password) and user is not None:
         login_throttle.clear(db, [keys["pair"], keys["account"]])

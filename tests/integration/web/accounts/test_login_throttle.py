@@ -194,3 +194,8 @@ def test_an_unknown_email_costs_what_a_known_one_costs(
             assert response.status_code == 401
     ratio = statistics.median(known) / statistics.median(unknown)
     assert 0.5 < ratio < 2.0, (known, unknown)
+
+
+def test_odd_input_is_a_plain_failure(client: FlaskClient, workspace: WorkspaceFixture) -> None:
+    for email, password in (("a\x00b@acme.test", "x"), ("x" * 5000, "y" * 5000), ("", "")):
+        assert _attempt(client, email, password).status_code == 401
