@@ -8,9 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine.store import Database, accounts, login_sessions, login_throttle
-from engine.store.models import LoginSession, LoginThrottle
+from engine.runtime import EngineRuntime
+from engine.store import Database, accounts, activity, login_sessions, login_throttle
+from engine.store.models import Activity, LoginSession, LoginThrottle
 from engine.store.types import utcnow
+from web import engine_settings
 
 POLICY = login_throttle.ThrottlePolicy()
 
@@ -80,3 +82,33 @@ def test_the_purge_removes_ended_sessions_and_stale_counters(db: Database) -> No
     with db.transaction(write=False) as session:
         assert list(session.scalars(select(LoginSession.id))) == [live]
         assert list(session.scalars(select(LoginThrottle.key))) == ["pair:fresh"]
+
+
+def test_the_runtime_purge_covers_activity_sessions_and_counters(app, db: Database) -> None:
+    now = utcnow()
+    with db.transaction() as session:
+        workspace = accounts.create_workspace(session, "W")
+        user = accounts.create_user(session, email="r@b.co", password_hash="x")
+        old = activity.record(session, workspace.id, activity.Actor("bot"), "login", "old")
+        old.id = "act_" + "0" * 26  # the oldest possible id
+        activity.record(session, workspace.id, activity.Actor("bot"), "login", "new")
+        login_sessions.start(
+            session,
+            user_id=user.id,
+            workspace_id=None,
+            client_address="",
+            user_agent="",
+            now=now - timedelta(days=30),
+        )
+        login_throttle.record_failure(
+            session, {"pair": "pair:old"}, now - timedelta(days=3), POLICY
+        )
+    runtime = EngineRuntime(engine_settings(app), db)
+    try:
+        runtime.purge_expired()
+    finally:
+        runtime.transport.close()
+    with db.transaction(write=False) as session:
+        assert [a.summary for a in session.scalars(select(Activity))] == ["new"]
+        assert session.scalar(select(LoginSession.id)) is None
+        assert session.scalar(select(LoginThrottle.key)) is None
