@@ -71,6 +71,17 @@ def test_sessions_list_sign_out_elsewhere_and_password_change(
         page.click("button[type=submit]")
         expect(page.get_by_role("alert")).to_contain_text("not right")
         log_in(page, live_server, password=NEW_PASSWORD)
+
+        page.goto(f"{live_server.url}/settings/activity")
+        log = page.get_by_test_id("activity")
+        expect(log.locator('tr[data-kind="password.changed"]')).to_have_count(1)
+        expect(log.locator('tr[data-kind="sessions.ended"]')).to_have_count(1)
+        expect(log.locator('tr[data-kind="login"]')).to_have_count(3)
+        page.get_by_label("Kind").select_option("password.changed")
+        page.get_by_role("button", name="Filter").click()
+        expect(log.locator("tbody tr")).to_have_count(1)
+        expect(log).to_contain_text(live_server.owner_email)
+        page.screenshot(path=str(artifacts_dir / "activity.png"), full_page=True)
         assert problems == []
     finally:
         other_context.close()
