@@ -22,7 +22,7 @@ from engine.campaigns.schedules import run_due_schedules
 from engine.delivery.transport import Transport
 from engine.delivery.worker import Worker
 from engine.settings import EngineSettings
-from engine.store import Database, log, outbox
+from engine.store import Database, activity, log, login_sessions, login_throttle, outbox
 from engine.store.db import expected_database_error
 from engine.store.types import utcnow
 from engine.templating.request import RenderSettings
@@ -140,6 +140,15 @@ class EngineRuntime:
             session.commit()
         if purged:
             logger.info("purged %d notifications older than %s", purged, cutoff)
+        now = utcnow()
+        limits = login_sessions.SessionLimits(
+            idle=timedelta(hours=self.settings.session_idle_hours),
+            lifetime=timedelta(days=self.settings.session_lifetime_days),
+        )
+        with self.database.transaction(write=True) as session:
+            activity.purge_expired(session, now)
+            login_sessions.purge_expired(session, now, limits)
+            login_throttle.purge_stale(session, now, login_throttle.ThrottlePolicy())
 
     @_one_line_when_the_database_is_down
     def resume_bulk_jobs(self) -> None:

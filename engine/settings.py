@@ -44,6 +44,9 @@ class EngineSettings:
     allowed_networks: tuple[IPNetwork, ...] = ()
     sender_threads: int = 64
     retention_days: int = 30
+    #: A login session ends after this long without a request, or this long after login.
+    session_idle_hours: int = 12
+    session_lifetime_days: int = 14
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> EngineSettings:
@@ -54,4 +57,10 @@ class EngineSettings:
             allowed_networks=parse_networks(config.get("ALLOWED_NETWORKS") or ""),
             sender_threads=parse_positive_int("SENDER_THREADS", config.get("SENDER_THREADS", 64)),
             retention_days=parse_positive_int("RETENTION_DAYS", config.get("RETENTION_DAYS", 30)),
+            session_idle_hours=parse_positive_int(
+                "SESSION_IDLE_HOURS", config.get("SESSION_IDLE_HOURS", 12)
+            ),
+            session_lifetime_days=parse_positive_int(
+                "SESSION_LIFETIME_DAYS", config.get("SESSION_LIFETIME_DAYS", 14)
+            ),
         )

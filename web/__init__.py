@@ -9,6 +9,7 @@ The factory starts no threads: the scheduler/executor is started by ``hookcast s
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_TOKEN": "",
     # "text" (readable lines) or "json" (one JSON object per line, for log aggregators).
     "LOG_FORMAT": "text",
+    "SESSION_IDLE_HOURS": 12,
+    "SESSION_LIFETIME_DAYS": 14,
+    "PROXY_HOPS": 0,
     # One API request holds at most a batch of 1000 events; each event is capped at
     # 256 KiB on its own. Larger requests are refused with 413 before they are read.
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
@@ -106,4 +110,8 @@ def _check_config(app: Flask) -> None:
     app.config["SENDER_THREADS"] = settings.sender_threads
     app.config["RETENTION_DAYS"] = settings.retention_days
     app.config["LOG_FORMAT"] = check_log_format(app.config.get("LOG_FORMAT"))
+    app.config["SESSION_IDLE_HOURS"] = settings.session_idle_hours
+    app.config["SESSION_LIFETIME_DAYS"] = settings.session_lifetime_days
+    # The cookie outlives no session: it expires with the session's absolute lifetime.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(days=settings.session_lifetime_days)
     crypto.configure_encryption(app.config["ENCRYPTION_KEY"])

@@ -1,14 +1,16 @@
 """Logging in to the builder: sessions, first-run owner setup, role checks.
 
-A user is a member of one or more workspaces; the session remembers the user and the
-workspace they are working in. Roles: ``owner`` > ``editor`` > ``viewer``. Viewers see
-everything and change nothing; the check is made here, on the server, for every change.
+A user is a member of one or more workspaces; a server-side login session (see
+``web.login_guard``) remembers the user and the workspace they are working in. Roles:
+``owner`` > ``editor`` > ``viewer``. Viewers see everything and change nothing; the check is
+made here, on the server, for every change.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -24,25 +26,20 @@ from flask import (
     session,
     url_for,
 )
-from werkzeug.security import check_password_hash, generate_password_hash
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from engine.store import accounts
-from web.database import get_session
+from engine.store import accounts, activity, login_sessions
+from engine.store.types import utcnow
+from web import login_guard
+from web.database import get_database, get_session, request_writes
+from web.login_guard import Throttled, hash_password
 
 bp = Blueprint("auth", __name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 ROLE_RANK = {"viewer": 0, "editor": 1, "owner": 2}
 MIN_PASSWORD_LENGTH = 8
-
-
-def hash_password(password: str) -> str:
-    return generate_password_hash(password)
-
-
-def check_password(password_hash: str, password: str) -> bool:
-    return check_password_hash(password_hash, password)
 
 
 def _safe_next(target: str | None) -> str:
@@ -55,24 +52,50 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+@contextmanager
+def _session_writer() -> Iterator[Session]:
+    """Where ``load_user`` writes: the request's own session when it already writes (a
+    second writer would wait for it on SQLite), else a short transaction of its own, so a
+    page view never upgrades its read transaction."""
+    if request_writes():
+        db = get_session()
+        yield db
+        db.commit()
+    else:
+        with get_database().transaction() as writer:
+            yield writer
+
+
 def load_user() -> None:
-    """Put the logged-in user, workspace and role on ``g`` (or None)."""
-    g.user = g.workspace = g.role = None
+    """Put the logged-in user, workspace, role and login session on ``g`` (or None)."""
+    g.user = g.workspace = g.role = g.login_session = None
     g.memberships = []
-    user_id = session.get("user_id")
-    if not user_id or request.path.startswith(("/api/", "/static/")):
+    token = login_guard.current_token()
+    if not token or request.path.startswith(("/api/", "/static/")):
         return
     db = get_session()
-    user = accounts.get_user(db, user_id)
-    if user is None:
+    found = login_sessions.find(db, token)
+    now = utcnow()
+    if found is None or login_sessions.is_expired(found[0], now, login_guard.session_limits()):
+        if found is not None:
+            with _session_writer() as writer:
+                login_sessions.end(writer, found[0].id)
         session.clear()
         return
+    record, user = found
+    address = login_guard.client_address()
     memberships = accounts.list_memberships_of_user(db, user.id)
-    chosen = next((pair for pair in memberships if pair[1].id == session.get("workspace_id")), None)
+    chosen = next((pair for pair in memberships if pair[1].id == record.workspace_id), None)
     if chosen is None and memberships:
         chosen = memberships[0]
-        session["workspace_id"] = chosen[1].id
+    wanted_workspace = chosen[1].id if chosen is not None else None
+    if login_sessions.needs_touch(record, now, address) or wanted_workspace != record.workspace_id:
+        with _session_writer() as writer:
+            login_sessions.touch(writer, record.id, now, address)
+            if wanted_workspace is not None:
+                login_sessions.set_workspace(writer, record.id, wanted_workspace)
     g.user = user
+    g.login_session = record
     g.memberships = memberships
     if chosen is not None:
         g.role, g.workspace = chosen[0].role, chosen[1]
@@ -100,6 +123,12 @@ def require_role(role: str) -> None:
         abort(403, f"This needs the {role} role in this workspace.")
 
 
+def _throttled_page(template: str, exc: Throttled, **context: Any) -> Response:
+    response = Response(render_template(template, error=exc.message, **context), status=429)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     db = get_session()
@@ -109,13 +138,28 @@ def login() -> Any:
     if request.method == "POST":
         email = request.form.get("email", "")
         password = request.form.get("password", "")
-        user = accounts.get_user_by_email(db, email)
-        if user is None or not check_password(user.password_hash, password):
+        try:
+            user = login_guard.check_credentials(db, email, password)
+        except Throttled as exc:
+            db.commit()
+            return _throttled_page("auth/login.html", exc)
+        if user is None:
+            db.commit()
             error = "Email or password is not right."
         else:
-            session.clear()
-            session["user_id"] = user.id
-            session.permanent = True
+            memberships = accounts.list_memberships_of_user(db, user.id)
+            started = login_guard.begin(db, user, memberships[0][1].id if memberships else None)
+            for _, workspace in memberships:
+                activity.record(
+                    db,
+                    workspace.id,
+                    activity.Actor(user.email, user.id),
+                    "login",
+                    f"signed in from {started.client_address or 'an unknown address'}",
+                    object_type="user",
+                    object_id=user.id,
+                )
+            db.commit()
             return redirect(_safe_next(request.args.get("next")))
     status = 401 if error else 200
     return render_template("auth/login.html", error=error), status
@@ -130,6 +174,10 @@ def setup() -> Any:
     errors: dict[str, str] = {}
     form = request.form
     if request.method == "POST":
+        try:
+            login_guard.refuse_if_address_throttled(db)
+        except Throttled as exc:
+            return _throttled_page("auth/setup.html", exc, errors=errors, form=form)
         if len(form.get("password", "")) < MIN_PASSWORD_LENGTH:
             errors["password"] = f"Use at least {MIN_PASSWORD_LENGTH} characters."
         if not form.get("workspace", "").strip():
@@ -146,10 +194,8 @@ def setup() -> Any:
                 accounts.set_membership(
                     db, user_id=user.id, workspace_id=workspace.id, role="owner"
                 )
+                login_guard.begin(db, user, workspace.id)
                 db.commit()
-                session.clear()
-                session["user_id"] = user.id
-                session["workspace_id"] = workspace.id
                 flash("Welcome to Hookcast. Your workspace is ready.")
                 return redirect(url_for("builder.campaigns"))
         db.rollback()
@@ -158,7 +204,9 @@ def setup() -> Any:
 
 @bp.post("/logout")
 def logout() -> Response:
-    session.clear()
+    db = get_session()
+    login_guard.end(db)
+    db.commit()
     return redirect(url_for("auth.login"))
 
 
@@ -168,7 +216,9 @@ def switch_workspace() -> Response:
         return redirect(url_for("auth.login"))
     wanted = request.form.get("workspace_id", "")
     if any(w.id == wanted for _, w in g.memberships):
-        session["workspace_id"] = wanted
+        db = get_session()
+        login_sessions.set_workspace(db, g.login_session.id, wanted)
+        db.commit()
     return redirect(url_for("builder.campaigns"))
 
 

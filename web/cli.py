@@ -30,13 +30,14 @@ from flask.logging import default_handler as flask_default_handler
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine import crypto
-from engine.store import Database, accounts, migrate
+from engine.store import Database, accounts, activity, login_sessions, login_throttle, migrate
 from web import create_app, default_instance_path, engine_settings
 from web.auth import MIN_PASSWORD_LENGTH, hash_password
 from web.database import get_database
 from web.logconfig import configure_logging, gunicorn_log_config
 
 F = TypeVar("F", bound=Callable[..., Any])
+CLI_ACTOR = activity.Actor("command line")
 
 logger = logging.getLogger("hookcast")
 
@@ -52,6 +53,9 @@ ENCRYPTION_KEY = {encryption_key!r}
 # RETENTION_DAYS = 30
 # METRICS_TOKEN = ""  # set to serve GET /metrics to `Authorization: Bearer <token>`
 # LOG_FORMAT = "text"  # or "json": one JSON object per line
+# SESSION_IDLE_HOURS = 12
+# SESSION_LIFETIME_DAYS = 14
+# PROXY_HOPS = 0  # 1 behind one reverse proxy that sets X-Forwarded-For/-Proto
 """
 
 
@@ -480,9 +484,65 @@ def user_create(email: str, workspace_id: str, role: str, password: str | None) 
                 session, email=email, password_hash=hash_password(password)
             )
         elif password is not None:
-            raise CommandError(f"{existing.email} already exists; its password was not changed")
+            raise CommandError(
+                f"{existing.email} already exists; its password was not changed "
+                "(use `hookcast user set-password`)"
+            )
+        before = accounts.get_membership(session, user_id=existing.id, workspace_id=workspace_id)
         accounts.set_membership(session, user_id=existing.id, workspace_id=workspace_id, role=role)
+        if before is None or before.role != role:
+            kind, what = (
+                ("member.added", f"added {existing.email} as {role}")
+                if before is None
+                else ("member.role_changed", f"changed {existing.email} to {role}")
+            )
+            activity.record(
+                session,
+                workspace_id,
+                CLI_ACTOR,
+                kind,
+                what,
+                object_type="user",
+                object_id=existing.id,
+            )
         click.echo(f"{existing.email} is {role} of {workspace_id}")
+
+
+def _new_password(password: str | None) -> str:
+    """``--password``, or one asked for twice at a terminal; at least the minimum length."""
+    if password is None:
+        if not sys.stdin.isatty():
+            raise CommandError("--password is required when not at a terminal")
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise CommandError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
+@user.command("set-password")
+@click.argument("email")
+@click.option("--password", help="Prompted for when omitted (at a terminal).")
+@friendly_errors
+def user_set_password(email: str, password: str | None) -> None:
+    """Set a user's password; every session of theirs ends and sign-in is unlocked."""
+    with opened_app() as app, get_database(app).transaction() as session:
+        found = accounts.get_user_by_email(session, email)
+        if found is None:
+            raise CommandError(f"no user with email {email.strip().lower()}")
+        accounts.set_password_hash(session, found, hash_password(_new_password(password)))
+        ended = login_sessions.end_all_of_user(session, found.id)
+        login_throttle.clear_account(session, found.email)
+        for _, workspace_row in accounts.list_memberships_of_user(session, found.id):
+            activity.record(
+                session,
+                workspace_row.id,
+                CLI_ACTOR,
+                "password.changed",
+                f"set a new password for {found.email}; {ended} sessions ended",
+                object_type="user",
+                object_id=found.id,
+            )
+        click.echo(f"password of {found.email} changed; {ended} sessions ended")
 
 
 @cli.group("api-key")
@@ -493,11 +553,30 @@ def api_key() -> None:
 @api_key.command("create")
 @click.option("--workspace", "workspace_id", required=True, help="Workspace id.")
 @click.option("--name", default="", help="A label to recognise the key by.")
+@click.option(
+    "--scope",
+    type=click.Choice(["full", "events"]),
+    default="full",
+    show_default=True,
+    help="events: only POST /events and contact writes.",
+)
 @friendly_errors
-def api_key_create(workspace_id: str, name: str) -> None:
+def api_key_create(workspace_id: str, name: str, scope: str) -> None:
     """Create an API key and print it alone on stdout (it is shown only this once)."""
     with opened_app() as app, get_database(app).transaction() as session:
-        created = accounts.create_api_key(session, workspace_id=workspace_id, name=name)
+        created = accounts.create_api_key(
+            session, workspace_id=workspace_id, name=name, scope=scope
+        )
+        record = created.record
+        activity.record(
+            session,
+            workspace_id,
+            CLI_ACTOR,
+            "api_key.created",
+            f"created API key {record.name or record.prefix + '…'} (scope {scope})",
+            object_type="api_key",
+            object_id=record.id,
+        )
         click.echo(created.key)
 
 

@@ -10,6 +10,11 @@ from engine.store import Database
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+def request_writes() -> bool:
+    """Whether this request's session is a writer's (see :func:`get_session`)."""
+    return not has_request_context() or request.method in _WRITE_METHODS
+
+
 def init_app(app: Flask) -> None:
     app.extensions["hookcast.db"] = Database(app.config["DATABASE_URL"])
     app.teardown_appcontext(_close_session)
@@ -26,8 +31,7 @@ def get_session() -> Session:
     uncommitted and closes it.
     """
     if "db_session" not in g:
-        write = not has_request_context() or request.method in _WRITE_METHODS
-        g.db_session = get_database().session(write=write)
+        g.db_session = get_database().session(write=request_writes())
     return g.db_session
 
 

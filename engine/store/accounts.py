@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engine import crypto
-from engine.store.models import ROLES, ApiKey, Membership, User, Workspace
+from engine.store.models import API_KEY_SCOPES, ROLES, ApiKey, Membership, User, Workspace
 from engine.store.types import utcnow
 
 #: ``last_used_at`` is refreshed at most this often, so API calls do not all write.
@@ -77,24 +77,50 @@ def set_password_hash(session: Session, user: User, password_hash: str) -> None:
     session.flush()
 
 
+class LastOwnerError(AccountError):
+    """The change would leave a workspace without an owner."""
+
+
+def _lock_workspace(session: Session, workspace_id: str) -> None:
+    """Serialise owner changes of one workspace (two owners stepping down at once)."""
+    session.execute(select(Workspace.id).where(Workspace.id == workspace_id).with_for_update())
+
+
+def _refuse_last_owner(session: Session, membership: Membership, email: str) -> None:
+    if membership.role == "owner" and count_owners(session, membership.workspace_id) <= 1:
+        raise LastOwnerError(
+            f"{email} is the last owner of this workspace; make another member owner first"
+        )
+
+
 def set_membership(session: Session, *, user_id: str, workspace_id: str, role: str) -> Membership:
-    """Add the user to the workspace with ``role``, or change the role they have."""
+    """Add the user to the workspace with ``role``, or change the role they have.
+
+    Raises ``LastOwnerError`` rather than demote the workspace's last owner."""
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+    _lock_workspace(session, workspace_id)
     membership = session.get(Membership, (user_id, workspace_id))
     if membership is None:
         membership = Membership(user_id=user_id, workspace_id=workspace_id, role=role)
         session.add(membership)
-    else:
+    elif membership.role != role:
+        if role != "owner":
+            user = session.get(User, user_id)
+            _refuse_last_owner(session, membership, user.email if user else user_id)
         membership.role = role
     session.flush()
     return membership
 
 
 def remove_membership(session: Session, *, user_id: str, workspace_id: str) -> bool:
+    """Remove the user from the workspace; ``LastOwnerError`` for its last owner."""
+    _lock_workspace(session, workspace_id)
     membership = session.get(Membership, (user_id, workspace_id))
     if membership is None:
         return False
+    user = session.get(User, user_id)
+    _refuse_last_owner(session, membership, user.email if user else user_id)
     session.delete(membership)
     session.flush()
     return True
@@ -135,13 +161,19 @@ def count_owners(session: Session, workspace_id: str) -> int:
     )
 
 
-def create_api_key(session: Session, *, workspace_id: str, name: str = "") -> CreatedApiKey:
+def create_api_key(
+    session: Session, *, workspace_id: str, name: str = "", scope: str = "full"
+) -> CreatedApiKey:
+    """A new key; ``scope`` ``full`` (everything) or ``events`` (events and contact writes)."""
+    if scope not in API_KEY_SCOPES:
+        raise AccountError(f"scope must be one of {', '.join(API_KEY_SCOPES)}; got {scope!r}")
     if session.get(Workspace, workspace_id) is None:
         raise AccountError(f"no workspace with id {workspace_id}")
     key = crypto.generate_api_key()
     record = ApiKey(
         workspace_id=workspace_id,
         name=name.strip()[:200],
+        scope=scope,
         prefix=key[:10],
         key_hash=crypto.hash_api_key(key),
     )
@@ -158,15 +190,18 @@ def list_api_keys(session: Session, workspace_id: str) -> list[ApiKey]:
     )
 
 
-def revoke_api_key(session: Session, *, workspace_id: str, key_id: str) -> bool:
-    result = session.execute(
-        update(ApiKey)
-        .where(
+def revoke_api_key(session: Session, *, workspace_id: str, key_id: str) -> ApiKey | None:
+    """Revoke a live key of the workspace; the key, or None when there was none to revoke."""
+    record = session.scalar(
+        select(ApiKey).where(
             ApiKey.workspace_id == workspace_id, ApiKey.id == key_id, ApiKey.revoked_at.is_(None)
         )
-        .values(revoked_at=utcnow())
     )
-    return bool(result.rowcount)
+    if record is None:
+        return None
+    record.revoked_at = utcnow()
+    session.flush()
+    return record
 
 
 def authenticate_api_key(session: Session, key: str) -> ApiKey | None:

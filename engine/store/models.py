@@ -35,6 +35,8 @@ NAMING_CONVENTION = {
 }
 
 ROLES = ("owner", "editor", "viewer")
+#: ``full``: everything the API offers; ``events``: only ``POST /events`` and contact writes.
+API_KEY_SCOPES = ("full", "events")
 CAMPAIGN_STATUSES = ("draft", "active", "paused", "archived")
 NOTIFICATION_STATUSES = (
     "pending",
@@ -111,9 +113,68 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     prefix: Mapped[str] = mapped_column(String(20))  # first characters, for display
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(20), default="full", server_default="full")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class LoginSession(Base):
+    """A signed-in browser. The cookie carries a random token; only its hash is stored, so
+    the table cannot be read back into live sessions. ``workspace_id``: the workspace the
+    user is working in (checked against their memberships on every request)."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[str] = _id("ses")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="SET NULL")
+    )
+    client_address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginThrottle(Base):
+    """Failed password checks counted per key, shared by every web process.
+
+    ``key`` is a kind (``account``, ``address``, ``pair``) and a hash of the email and/or
+    client address, so failed attempts leave no plain email addresses behind.
+    """
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Activity(Base):
+    """One entry of a workspace's activity log: who did what to which object, and when."""
+
+    __tablename__ = "activity"
+    __table_args__ = (
+        Index("ix_activity_workspace", "workspace_id", "id"),
+        Index("ix_activity_workspace_kind", "workspace_id", "kind", "id"),
+        Index("ix_activity_workspace_user", "workspace_id", "user_id", "id"),
+    )
+
+    id: Mapped[str] = _id("act")
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    #: Who, as shown: the user's email, ``API key <name> (<prefix>…)`` or ``command line``.
+    actor: Mapped[str] = mapped_column(String(400))
+    kind: Mapped[str] = mapped_column(String(40))
+    object_type: Mapped[str | None] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(40))
+    summary: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Contact(Base):

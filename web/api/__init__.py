@@ -29,6 +29,15 @@ MAX_PAGE_SIZE = 500
 
 _PUBLIC_ENDPOINTS: set[str] = set()
 
+#: What an ``events``-scope key may call: sending events and writing contacts.
+EVENTS_SCOPE_ENDPOINTS = frozenset(
+    {
+        ("POST", "api.post_events"),
+        ("PUT", "api.put_contact"),
+        ("DELETE", "api.delete_contact"),
+    }
+)
+
 
 def public(view: Any) -> Any:
     """Serve ``view`` without an API key (only for documents with no workspace data)."""
@@ -58,6 +67,19 @@ def authenticate() -> None:
             accounts.touch_api_key(session, record.id, now)
     g.workspace_id = record.workspace_id
     g.api_key_id = record.id
+    g.api_key_label = f"API key {record.name or record.prefix + '…'}"
+    g.api_key_scope = record.scope
+    if (
+        record.scope == "events"
+        and request.endpoint is not None
+        and (request.method, request.endpoint) not in EVENTS_SCOPE_ENDPOINTS
+    ):
+        raise ApiError(
+            403,
+            "this API key has the `events` scope: it may only send events (POST /events) "
+            "and write contacts (PUT/DELETE /contacts/{external_id}); use a `full` key",
+            code="scope_forbidden",
+        )
 
 
 @bp.before_request
@@ -156,6 +178,7 @@ def page(items: list[Any], size: int, serialize: Any, position: Any) -> dict[str
 
 def init_app(app: Flask) -> None:
     from web.api import (  # noqa: F401  (registers routes on bp)
+        activity,
         campaigns,
         contacts,
         events,

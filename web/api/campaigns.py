@@ -19,6 +19,7 @@ from engine.store import campaigns as campaign_store
 from engine.store import templates as template_store
 from engine.store.models import Campaign
 from web import engine_settings, render_settings
+from web.activity_log import record_campaign, record_template
 from web.api import bp, json_body, load, page, page_size, workspace_id
 from web.api.errors import ApiError, not_found
 from web.api.keyset import before_id
@@ -70,6 +71,7 @@ def create_campaign() -> tuple[dict[str, Any], int]:
         campaign, _secret = service.create_campaign(session, workspace_id(), data)
     except service.CampaignError as exc:
         raise _refused(exc) from None
+    record_campaign(session, "campaign.created", campaign)
     session.commit()
     return campaign_to_json(campaign, reveal_secret=True), 201
 
@@ -104,6 +106,7 @@ def update_campaign(campaign_id: str) -> dict[str, Any]:
         service.update_campaign(get_session(), campaign, data, settings=render_settings())
     except service.CampaignError as exc:
         raise _refused(exc) from None
+    record_campaign(get_session(), "campaign.saved", campaign)
     get_session().commit()
     return campaign_to_json(campaign)
 
@@ -115,33 +118,37 @@ def delete_campaign(campaign_id: str) -> tuple[str, int]:
         service.delete_campaign(get_session(), campaign)
     except service.CampaignError as exc:
         raise _refused(exc) from None
+    record_campaign(get_session(), "campaign.deleted", campaign)
     get_session().commit()
     return "", 204
 
 
-def _lifecycle(campaign_id: str, action: Any, **kwargs: Any) -> dict[str, Any]:
+def _lifecycle(campaign_id: str, action: Any, kind: str, **kwargs: Any) -> dict[str, Any]:
     campaign = _campaign(campaign_id, for_update=True)
     try:
         action(get_session(), campaign, **kwargs)
     except service.CampaignError as exc:
         raise _refused(exc) from None
+    record_campaign(get_session(), kind, campaign)
     get_session().commit()
     return campaign_to_json(campaign)
 
 
 @bp.post("/campaigns/<campaign_id>/activate")
 def activate_campaign(campaign_id: str) -> dict[str, Any]:
-    return _lifecycle(campaign_id, service.activate_campaign, settings=render_settings())
+    return _lifecycle(
+        campaign_id, service.activate_campaign, "campaign.activated", settings=render_settings()
+    )
 
 
 @bp.post("/campaigns/<campaign_id>/pause")
 def pause_campaign(campaign_id: str) -> dict[str, Any]:
-    return _lifecycle(campaign_id, service.pause_campaign)
+    return _lifecycle(campaign_id, service.pause_campaign, "campaign.paused")
 
 
 @bp.post("/campaigns/<campaign_id>/archive")
 def archive_campaign(campaign_id: str) -> dict[str, Any]:
-    return _lifecycle(campaign_id, service.archive_campaign)
+    return _lifecycle(campaign_id, service.archive_campaign, "campaign.archived")
 
 
 def _optional_body(schema: Any) -> dict[str, Any]:
@@ -153,6 +160,7 @@ def duplicate_campaign(campaign_id: str) -> tuple[dict[str, Any], int]:
     options = _optional_body(CampaignActionSchema())
     campaign = _campaign(campaign_id)
     copy, _secret = service.duplicate_campaign(get_session(), campaign, name=options.get("name"))
+    record_campaign(get_session(), "campaign.created", copy, f"as a copy of {campaign.name!r}")
     get_session().commit()
     return campaign_to_json(copy, reveal_secret=True), 201
 
@@ -177,6 +185,7 @@ def save_as_template(campaign_id: str) -> tuple[dict[str, Any], int]:
         name=options.get("name"),
         description=options.get("description", ""),
     )
+    record_template(get_session(), "template.created", template, f"from campaign {campaign.name!r}")
     get_session().commit()
     return template_to_json(template), 201
 

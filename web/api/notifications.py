@@ -15,7 +15,7 @@ from engine.store import log_bulk, log_stats
 from engine.store.log import LogActionError
 from engine.store.models import Notification
 from engine.store.types import utcnow
-from web import render_settings
+from web import activity_log, render_settings
 from web.api import bp, json_body, page, page_size, workspace_id
 from web.api.errors import ApiError, not_found
 from web.api.keyset import before_id
@@ -67,12 +67,15 @@ def _act_on(
 
 @bp.post("/notifications/<notification_id>/retry")
 def retry_notification(notification_id: str) -> dict[str, Any]:
-    return _act_on(
-        notification_id,
-        lambda session: manual_retry.retry_notification(
+    def retry(session: Session) -> Notification | None:
+        notification = manual_retry.retry_notification(
             session, workspace_id(), notification_id, render_settings()
-        ),
-    )
+        )
+        if notification is not None:
+            activity_log.record_retry(session, notification)
+        return notification
+
+    return _act_on(notification_id, retry)
 
 
 @bp.post("/notifications/<notification_id>/cancel")
@@ -98,6 +101,9 @@ def bulk_retry() -> tuple[dict[str, Any], int]:
     job, created = manual_retry.start_bulk_retry(
         get_session(), get_database(), render_settings(), workspace_id(), filters
     )
+    if created:
+        with get_database().transaction() as session:
+            activity_log.record_bulk_retry(session, job)
     return {
         "job_id": job.id,
         "count": job.total,

@@ -43,6 +43,8 @@ _EXTENSION = "hookcast.openapi"
 _ERRORS = {
     400: "Malformed request: bad JSON, query value or cursor",
     401: "Missing, invalid or revoked API key",
+    403: "The API key's scope does not allow this: an `events` key may only send events "
+    "(`POST /events`) and write contacts (`PUT`/`DELETE /contacts/{external_id}`)",
     404: "No such object in this workspace",
     409: "The object is not in a state that allows this",
     413: "An event is larger than 256 KiB",

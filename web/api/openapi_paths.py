@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.store.activity import KINDS as ACTIVITY_KINDS
 from web.api import MAX_PAGE_SIZE
 from web.api.openapi_shapes import json_content, ref
 from web.schemas.notification import NotificationFilterSchema
@@ -63,8 +64,12 @@ def operation(
     parameters: tuple[dict[str, Any], ...] = (),
     errors: tuple[int, ...] = (),
     description: str = "",
+    events_scope: bool = False,
 ) -> dict[str, Any]:
-    """One operation: ``answers`` maps success statuses to a component name (None: no body)."""
+    """One operation: ``answers`` maps success statuses to a component name (None: no body).
+
+    ``events_scope``: an ``events`` API key may call it too; every other operation answers
+    such a key 403."""
     responses: dict[str, Any] = {}
     for status, name in answers.items():
         if name is None:
@@ -74,7 +79,8 @@ def operation(
     body_errors = _BODY_ERRORS if body is not None else ()
     # A path value that names nothing (or that no route matches) is a 404.
     missing = (404,) if any(p.get("in") == "path" for p in parameters) else ()
-    for status in sorted({401, *errors, *body_errors, *missing}):
+    scope = () if events_scope else (403,)
+    for status in sorted({401, *scope, *errors, *body_errors, *missing}):
         responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
     result: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if description:
@@ -119,6 +125,7 @@ PATHS: dict[str, dict[str, Any]] = {
             description="Upserts each event's contact, matches campaigns and creates their "
             "notifications, all in one transaction. Nothing is stored when any event is "
             "invalid (422) or larger than 256 KiB (413).",
+            events_scope=True,
         )
     },
     "/contacts": {
@@ -143,6 +150,7 @@ PATHS: dict[str, dict[str, Any]] = {
             tag="contacts",
             body="ContactWrite",
             parameters=(EXTERNAL_ID,),
+            events_scope=True,
         ),
         "delete": operation(
             "Delete a contact",
@@ -150,6 +158,7 @@ PATHS: dict[str, dict[str, Any]] = {
             tag="contacts",
             parameters=(EXTERNAL_ID,),
             errors=(404,),
+            events_scope=True,
         ),
     },
     "/campaigns": {
@@ -392,6 +401,25 @@ PATHS: dict[str, dict[str, Any]] = {
                     "`1` for unacknowledged alerts only.",
                 ),
                 _query("campaign_id", {"type": "string"}, "Only this campaign's alerts."),
+            ),
+            errors=(400,),
+        )
+    },
+    "/activity": {
+        "get": operation(
+            "The workspace's activity log, newest first (kept 90 days)",
+            {200: "ActivityList"},
+            tag="activity",
+            parameters=(
+                *PAGE,
+                _query("user_id", {"type": "string"}, "Only what this user did."),
+                _query(
+                    "kind",
+                    {"type": "string"},
+                    "Only these kinds (repeat or comma-separate): "
+                    + ", ".join(f"`{kind}`" for kind in ACTIVITY_KINDS)
+                    + ".",
+                ),
             ),
             errors=(400,),
         )

@@ -345,6 +345,18 @@ TEST_SEND_RESULT = _object(
     optional=("response", "error"),
 )
 
+ACTIVITY = _object(
+    {
+        "id": STRING,
+        "created_at": {"type": "string", "format": "date-time"},
+        "kind": STRING,
+        "actor": STRING,
+        "user_id": _nullable(STRING),
+        "object": _nullable(_object({"type": STRING, "id": STRING})),
+        "summary": STRING,
+    }
+)
+
 RESPONSES: dict[str, dict[str, Any]] = {
     "Campaign": CAMPAIGN,
     "CampaignList": _list_of("Campaign"),
@@ -370,4 +382,6 @@ RESPONSES: dict[str, dict[str, Any]] = {
     "Problem": PROBLEM,
     "RenderResult": RENDER_RESULT,
     "TestSendResult": TEST_SEND_RESULT,
+    "Activity": ACTIVITY,
+    "ActivityList": _list_of("Activity"),
 }

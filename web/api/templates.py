@@ -8,6 +8,7 @@ from engine.campaigns import service
 from engine.store import templates as template_store
 from engine.store.models import Template
 from web import render_settings
+from web.activity_log import record_template
 from web.api import bp, load, page, page_size, workspace_id
 from web.api.errors import not_found
 from web.api.keyset import before_id
@@ -26,6 +27,7 @@ def _template(template_id: str) -> Template:
 def create_template() -> tuple[dict[str, Any], int]:
     data = load(TemplateSchema(settings=render_settings()))
     template = service.create_template(get_session(), workspace_id(), data)
+    record_template(get_session(), "template.created", template)
     get_session().commit()
     return template_to_json(template), 201
 
@@ -49,12 +51,15 @@ def update_template(template_id: str) -> dict[str, Any]:
     template = _template(template_id)
     data = load(TemplateSchema.for_update(template, render_settings()))
     service.update_template(get_session(), template, data)
+    record_template(get_session(), "template.saved", template)
     get_session().commit()
     return template_to_json(template)
 
 
 @bp.delete("/templates/<template_id>")
 def delete_template(template_id: str) -> tuple[str, int]:
-    template_store.delete_template(get_session(), _template(template_id))
+    template = _template(template_id)
+    template_store.delete_template(get_session(), template)
+    record_template(get_session(), "template.deleted", template)
     get_session().commit()
     return "", 204

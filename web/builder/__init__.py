@@ -29,7 +29,14 @@ def healthz() -> dict[str, Any]:
 
 def init_app(app: Flask) -> None:
     # Importing the modules registers their routes on bp.
-    from web.builder import campaign_json, campaigns, settings, templates_pages  # noqa: F401
+    from web.builder import (  # noqa: F401
+        account,
+        activity_pages,
+        campaign_json,
+        campaigns,
+        settings,
+        templates_pages,
+    )
     from web.builder.editing import condition_value_text, none_group
 
     app.register_blueprint(bp)

@@ -23,6 +23,7 @@ from engine.store import builder_lookups, contacts
 from engine.store.claims import CampaignDelivery
 from engine.store.models import Campaign
 from web import render_settings
+from web.activity_log import record_campaign, record_template
 from web.api import campaigns as api_campaigns
 from web.api import load
 from web.auth import login_required, require_role, role_at_least
@@ -80,6 +81,7 @@ def campaign_save(campaign_id: str) -> dict[str, Any]:
     except campaign_service.CampaignError as exc:
         db.rollback()
         raise refused(exc) from None
+    record_campaign(db, "campaign.saved", campaign)
     db.commit()
     saved = campaign_to_json(campaign)
     return {**saved, "warnings": channel_warnings(campaign.channel)}
@@ -226,5 +228,6 @@ def campaign_save_as_template(campaign_id: str) -> dict[str, Any]:
     template = campaign_service.save_as_template(
         db, campaign, name=data.get("name"), description=data.get("description", "")
     )
+    record_template(db, "template.created", template, f"from campaign {campaign.name!r}")
     db.commit()
     return {"id": template.id, "name": template.name}

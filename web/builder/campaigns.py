@@ -14,6 +14,7 @@ from flask import abort, flash, g, redirect, render_template, request, session, 
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
+from engine import crypto
 from engine.campaigns import service as campaign_service
 from engine.rules import triggers
 from engine.store import builder_lookups, contacts
@@ -21,6 +22,7 @@ from engine.store import campaigns as campaign_store
 from engine.store import templates as template_store
 from engine.store.models import Campaign
 from web import render_settings
+from web.activity_log import record_campaign
 from web.auth import login_required, require_role
 from web.builder import bp
 from web.builder.editing import (
@@ -53,16 +55,20 @@ def load_campaign(campaign_id: str) -> Campaign:
 
 
 def remember_secret_to_reveal(campaign_id: str, secret: str | None) -> None:
-    """The signing secret is shown once, on the editor page right after creation."""
+    """The signing secret is shown once, on the editor page right after creation. Until
+    then the cookie holds it encrypted (a signed cookie alone is readable)."""
     if secret:
-        session[REVEAL_KEY] = {"campaign_id": campaign_id, "secret": secret}
+        session[REVEAL_KEY] = {"campaign_id": campaign_id, "secret": crypto.encrypt(secret)}
 
 
 def _pop_secret_to_reveal(campaign_id: str) -> str | None:
     pending = session.get(REVEAL_KEY)
     if pending and pending.get("campaign_id") == campaign_id:
         session.pop(REVEAL_KEY)
-        return pending.get("secret")
+        try:
+            return crypto.decrypt(pending.get("secret") or "")
+        except ValueError:
+            return None
     return None
 
 
@@ -157,6 +163,7 @@ def campaign_create() -> Any:
         errors = {"name": " ".join(m for texts in messages.values() for m in texts)}
         return _new_campaign_form_again(name, trigger_type, template_id, errors)
     campaign, secret = campaign_service.create_campaign(db, g.workspace.id, loaded)
+    record_campaign(db, "campaign.created", campaign)
     db.commit()
     remember_secret_to_reveal(campaign.id, secret)
     flash("Campaign created as a draft. Set it up, then activate it.")
@@ -216,6 +223,7 @@ def campaign_lifecycle(campaign_id: str, action: str) -> Response:
     try:
         if action == "duplicate":
             copy, secret = campaign_service.duplicate_campaign(db, campaign)
+            record_campaign(db, "campaign.created", copy, f"as a copy of {campaign.name!r}")
             db.commit()
             remember_secret_to_reveal(copy.id, secret)
             flash(f"Duplicated as “{copy.name}” (a draft).")
@@ -230,6 +238,8 @@ def campaign_lifecycle(campaign_id: str, action: str) -> Response:
         db.rollback()
         flash(f"Could not {action} the campaign: {exc}", "error")
     else:
+        kinds = {"activate": "activated", "pause": "paused", "archive": "archived"}
+        record_campaign(db, f"campaign.{kinds[action]}", campaign)
         db.commit()
         flash(
             {

@@ -1,4 +1,5 @@
-"""Settings: API keys (created and shown once, listed by prefix, revoked) and members."""
+"""Settings: API keys (created and shown once, listed by prefix and scope, revoked) and
+members (added, re-roled, removed; the last owner stays)."""
 
 from __future__ import annotations
 
@@ -6,38 +7,56 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from engine.store import accounts
-from web.auth import hash_password, login_required, require_role
+from engine.store.models import API_KEY_SCOPES
+from web import activity_log
+from web.auth import MIN_PASSWORD_LENGTH, hash_password, login_required, require_role
 from web.builder import bp
 from web.database import get_session
+
+
+def _page(new_key: str | None = None) -> str:
+    db = get_session()
+    return render_template(
+        "builder/settings.html",
+        api_keys=accounts.list_api_keys(db, g.workspace.id),
+        members=accounts.list_members(db, g.workspace.id),
+        scopes=API_KEY_SCOPES,
+        new_key=new_key,
+    )
 
 
 @bp.get("/settings")
 @login_required
 def settings() -> str:
-    db = get_session()
-    return render_template(
-        "builder/settings.html",
-        api_keys=accounts.list_api_keys(db, g.workspace.id),
-        members=accounts.list_members(db, g.workspace.id),
-        new_key=None,
-    )
+    return _page()
 
 
 @bp.post("/settings/api-keys")
 @login_required
-def create_api_key() -> str:
+def create_api_key() -> str | Response:
     require_role("owner")
     db = get_session()
-    created = accounts.create_api_key(
-        db, workspace_id=g.workspace.id, name=request.form.get("name", "")
+    try:
+        created = accounts.create_api_key(
+            db,
+            workspace_id=g.workspace.id,
+            name=request.form.get("name", ""),
+            scope=request.form.get("scope", "full"),
+        )
+    except accounts.AccountError as exc:
+        db.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("builder.settings"))
+    record = created.record
+    activity_log.record(
+        db,
+        "api_key.created",
+        f"created API key {record.name or record.prefix + '…'} (scope {record.scope})",
+        object_type="api_key",
+        object_id=record.id,
     )
     db.commit()
-    return render_template(
-        "builder/settings.html",
-        api_keys=accounts.list_api_keys(db, g.workspace.id),
-        members=accounts.list_members(db, g.workspace.id),
-        new_key=created.key,
-    )
+    return _page(new_key=created.key)
 
 
 @bp.post("/settings/api-keys/<key_id>/revoke")
@@ -45,8 +64,16 @@ def create_api_key() -> str:
 def revoke_api_key(key_id: str) -> Response:
     require_role("owner")
     db = get_session()
-    if not accounts.revoke_api_key(db, workspace_id=g.workspace.id, key_id=key_id):
+    record = accounts.revoke_api_key(db, workspace_id=g.workspace.id, key_id=key_id)
+    if record is None:
         abort(404)
+    activity_log.record(
+        db,
+        "api_key.revoked",
+        f"revoked API key {record.name or record.prefix + '…'}",
+        object_type="api_key",
+        object_id=record.id,
+    )
     db.commit()
     flash("The API key was revoked.")
     return redirect(url_for("builder.settings"))
@@ -64,14 +91,34 @@ def add_member() -> Response:
     try:
         user = accounts.get_user_by_email(db, email)
         if user is None:
-            if len(password) < 8:
-                raise accounts.AccountError("Give a new member a password of 8 characters or more.")
+            if len(password) < MIN_PASSWORD_LENGTH:
+                raise accounts.AccountError(
+                    f"Give a new member a password of {MIN_PASSWORD_LENGTH} characters or more."
+                )
             user = accounts.create_user(db, email=email, password_hash=hash_password(password))
+        before = accounts.get_membership(db, user_id=user.id, workspace_id=g.workspace.id)
+        old_role = before.role if before is not None else None
         accounts.set_membership(db, user_id=user.id, workspace_id=g.workspace.id, role=role)
     except accounts.AccountError as exc:
         db.rollback()
         flash(str(exc), "error")
         return redirect(url_for("builder.settings"))
+    if old_role is None:
+        activity_log.record(
+            db,
+            "member.added",
+            f"added {user.email} as {role}",
+            object_type="user",
+            object_id=user.id,
+        )
+    elif old_role != role:
+        activity_log.record(
+            db,
+            "member.role_changed",
+            f"changed {user.email} from {old_role} to {role}",
+            object_type="user",
+            object_id=user.id,
+        )
     db.commit()
     flash(f"{user.email} is now {role}.")
     return redirect(url_for("builder.settings"))
@@ -85,10 +132,20 @@ def remove_member(user_id: str) -> Response:
     membership = accounts.get_membership(db, user_id=user_id, workspace_id=g.workspace.id)
     if membership is None:
         abort(404)
-    if membership.role == "owner" and accounts.count_owners(db, g.workspace.id) == 1:
-        flash("A workspace keeps at least one owner.", "error")
+    member = accounts.get_user(db, user_id)
+    try:
+        accounts.remove_membership(db, user_id=user_id, workspace_id=g.workspace.id)
+    except accounts.LastOwnerError as exc:
+        db.rollback()
+        flash(f"{exc}. A workspace keeps at least one owner.", "error")
         return redirect(url_for("builder.settings"))
-    accounts.remove_membership(db, user_id=user_id, workspace_id=g.workspace.id)
+    activity_log.record(
+        db,
+        "member.removed",
+        f"removed {member.email if member else user_id} ({membership.role})",
+        object_type="user",
+        object_id=user_id,
+    )
     db.commit()
     flash("The member was removed.")
     return redirect(url_for("builder.settings"))

@@ -15,6 +15,7 @@ from engine.campaigns import service as campaign_service
 from engine.store import templates as template_store
 from engine.store.models import Template
 from web import render_settings
+from web.activity_log import record_template
 from web.auth import login_required, require_role
 from web.builder import bp
 from web.builder.editing import (
@@ -71,6 +72,7 @@ def template_save(template_id: str) -> dict[str, Any]:
     except ValidationError as exc:
         raise validation_failed(exc) from None
     campaign_service.update_template(db, template, changes)
+    record_template(db, "template.saved", template)
     db.commit()
     return {
         **template_to_json(template),
@@ -99,6 +101,7 @@ def template_delete(template_id: str) -> Response:
     template = load_template(template_id)
     name = template.name
     template_store.delete_template(db, template)
+    record_template(db, "template.deleted", template)
     db.commit()
     flash(f"The template “{name}” was deleted.")
     return redirect(url_for("builder.templates"))

@@ -17,7 +17,7 @@ from engine.store import log_bulk
 from engine.store.log import LogActionError, LogFilter
 from engine.store.models import NOTIFICATION_STATUSES
 from engine.store.types import utcnow
-from web import render_settings
+from web import activity_log, render_settings
 from web.auth import login_required, require_role
 from web.database import get_database, get_session
 from web.log import bp
@@ -136,6 +136,8 @@ def notification_action(notification_id: str, action: str) -> Response:
     else:
         if row is None:
             abort(404)
+        if action == "retry":
+            activity_log.record_retry(session, row)
         session.commit()
         if action == "cancel":
             flash("Cancelled: it will not be sent.")
@@ -174,7 +176,10 @@ def bulk_retry_start() -> Response:
     job, created = manual_retry.start_bulk_retry(
         get_session(), get_database(), render_settings(), g.workspace.id, filters
     )
-    if not created:
+    if created:
+        with get_database().transaction() as session:
+            activity_log.record_bulk_retry(session, job)
+    else:
         flash("This retry was already started; here is its progress.")
     return redirect(url_for("log.bulk_job", job_id=job.id))
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
@@ -324,3 +325,62 @@ def test_head_downgrades_to_each_earlier_revision_and_back_with_its_data(
     migrate.upgrade(empty_database)
     assert read_back(empty_database, seeded) == seeded
     assert schema_of(empty_database) == schema_of(fresh_database)
+
+
+def test_revision_0003_keeps_keys_users_and_memberships(empty_database: Database) -> None:
+    """A database at 0002 with users, memberships and API keys upgrades to 0003: existing keys
+    get the ``full`` scope (what they could do before) and still authenticate; downgrading
+    drops the new tables and column again."""
+    crypto.configure_encryption(TEST_ENCRYPTION_KEY)
+    migrate.upgrade(empty_database, "0002")
+    key = crypto.generate_api_key()
+    with empty_database.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO workspaces (id, name, created_at) VALUES ('ws_1', 'Kept', :now)"),
+            {"now": utcnow().replace(tzinfo=None)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO users (id, email, password_hash, created_at) "
+                "VALUES ('usr_1', 'kept@example.com', 'hash', :now)"
+            ),
+            {"now": utcnow().replace(tzinfo=None)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO memberships (user_id, workspace_id, role, created_at) "
+                "VALUES ('usr_1', 'ws_1', 'owner', :now)"
+            ),
+            {"now": utcnow().replace(tzinfo=None)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (id, workspace_id, name, prefix, key_hash, created_at) "
+                "VALUES ('key_1', 'ws_1', 'crm', :prefix, :hash, :now)"
+            ),
+            {
+                "prefix": key[:10],
+                "hash": crypto.hash_api_key(key),
+                "now": utcnow().replace(tzinfo=None),
+            },
+        )
+    migrate.upgrade(empty_database)
+    assert migrate.current_revision(empty_database) == migrate.head_revision(empty_database)
+    tables = set(inspect(empty_database.engine).get_table_names())
+    assert {"login_sessions", "login_throttles", "activity"} <= tables
+    with empty_database.transaction() as session:
+        record = accounts.authenticate_api_key(session, key)
+        assert record is not None and record.scope == "full" and record.name == "crm"
+        assert accounts.count_owners(session, "ws_1") == 1
+        assert accounts.get_user_by_email(session, "kept@example.com").password_hash == "hash"
+
+    config = migrate.alembic_config(empty_database)
+    with empty_database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    tables = set(inspect(empty_database.engine).get_table_names())
+    assert not {"login_sessions", "login_throttles", "activity"} & tables
+    columns = {c["name"] for c in inspect(empty_database.engine).get_columns("api_keys")}
+    assert "scope" not in columns
+    with empty_database.engine.connect() as connection:
+        assert connection.execute(text("SELECT name FROM api_keys")).scalars().all() == ["crm"]
