@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,6 +16,9 @@ from engine.store.types import utcnow
 
 #: ``last_used_at`` is refreshed at most this often, so API calls do not all write.
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+#: A process looks a presented API key up at most this often: a key revoked in another
+#: process stops working within this time, one revoked in this process at once.
+API_KEY_CACHE_SECONDS = 1.0
 
 
 class AccountError(ValueError):
@@ -201,19 +206,78 @@ def revoke_api_key(session: Session, *, workspace_id: str, key_id: str) -> ApiKe
         return None
     record.revoked_at = utcnow()
     session.flush()
+    _grants.clear()  # this process stops honouring it now, the others within a second
     return record
 
 
-def authenticate_api_key(session: Session, key: str) -> ApiKey | None:
-    """The live key record for a presented secret, or None."""
-    return session.scalar(
-        select(ApiKey).where(
-            ApiKey.key_hash == crypto.hash_api_key(key), ApiKey.revoked_at.is_(None)
-        )
+@dataclass(frozen=True)
+class ApiKeyGrant:
+    """What a live API key allows: the workspace it acts for and its scope."""
+
+    id: str
+    workspace_id: str
+    name: str | None
+    prefix: str
+    scope: str
+    last_used_at: datetime | None
+
+
+class _GrantCache:
+    """``key hash → (grant, when it was read)`` for ``API_KEY_CACHE_SECONDS``."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[ApiKeyGrant, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_hash: str) -> ApiKeyGrant | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or time.monotonic() - entry[1] >= API_KEY_CACHE_SECONDS:
+            return None
+        return entry[0]
+
+    def put(self, key_hash: str, grant: ApiKeyGrant) -> None:
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[key_hash] = (grant, time.monotonic())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_grants = _GrantCache()
+
+
+def cached_api_key(key: str) -> ApiKeyGrant | None:
+    """The grant of a key this process looked up within ``API_KEY_CACHE_SECONDS``, if any
+    (no query); a miss says nothing about the key: look it up."""
+    return _grants.get(crypto.hash_api_key(key))
+
+
+def authenticate_api_key(session: Session, key: str) -> ApiKeyGrant | None:
+    """The grant of a live key for a presented secret, or None (and remember it briefly)."""
+    key_hash = crypto.hash_api_key(key)
+    record = session.scalar(
+        select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
     )
+    if record is None:
+        return None
+    grant = ApiKeyGrant(
+        record.id,
+        record.workspace_id,
+        record.name,
+        record.prefix,
+        record.scope,
+        record.last_used_at,
+    )
+    _grants.put(key_hash, grant)
+    return grant
 
 
-def api_key_needs_touch(record: ApiKey, now: datetime) -> bool:
+def api_key_needs_touch(record: ApiKey | ApiKeyGrant, now: datetime) -> bool:
     """Whether ``last_used_at`` is stale enough to be worth a write."""
     return record.last_used_at is None or now - record.last_used_at > API_KEY_TOUCH_INTERVAL
 
@@ -221,3 +285,4 @@ def api_key_needs_touch(record: ApiKey, now: datetime) -> bool:
 def touch_api_key(session: Session, key_id: str, now: datetime) -> None:
     """Record that the key was used at ``now``."""
     session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+    _grants.clear()  # cached grants would ask for the same write again within the second

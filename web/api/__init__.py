@@ -57,8 +57,10 @@ def authenticate() -> None:
     # Outside the request's session: a short read, then a short write only when the
     # last-used stamp is stale, so a GET never upgrades its read transaction.
     database = get_database()
-    with database.transaction(write=False) as session:
-        record = accounts.authenticate_api_key(session, key.strip())
+    record = accounts.cached_api_key(key.strip())
+    if record is None:
+        with database.transaction(write=False) as session:
+            record = accounts.authenticate_api_key(session, key.strip())
     if record is None:
         raise ApiError(401, "the API key is not valid or has been revoked")
     now = utcnow()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
 from engine.store import Database, accounts
+from engine.store.types import utcnow
 from tests.conftest import ApiClient, WorkspaceFixture, make_workspace
 
 
@@ -40,6 +43,27 @@ def test_revoked_key_is_401(client: FlaskClient, db: Database, workspace: Worksp
         assert accounts.revoke_api_key(session, workspace_id=workspace.id, key_id=key.id)
     response = client.get("/api/v1/contacts", headers=workspace.headers)
     assert_envelope(response, 401, "unauthorized")
+
+
+def test_a_key_in_use_is_refused_at_once_when_revoked_here(api: ApiClient, db: Database) -> None:
+    assert api.get("/workspace").status_code == 200  # its grant is now kept for a second
+    with db.transaction() as session:
+        (key,) = accounts.list_api_keys(session, api.workspace.id)
+        assert accounts.revoke_api_key(session, workspace_id=api.workspace.id, key_id=key.id)
+    assert_envelope(api.get("/workspace"), 401, "unauthorized")
+
+
+def test_a_key_revoked_by_another_process_stops_working_within_a_second(
+    api: ApiClient, db: Database
+) -> None:
+    assert api.get("/workspace").status_code == 200
+    with db.transaction() as session:  # as another process would: plain SQL, no hooks here
+        session.execute(
+            text("UPDATE api_keys SET revoked_at = :now WHERE workspace_id = :ws"),
+            {"now": utcnow(), "ws": api.workspace.id},
+        )
+    time.sleep(accounts.API_KEY_CACHE_SECONDS)
+    assert_envelope(api.get("/workspace"), 401, "unauthorized")
 
 
 def test_key_records_last_use(api: ApiClient, db: Database) -> None:
