@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import functools
+import json
 import os
 import threading
 import time
@@ -152,7 +154,13 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
-        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        # NaN and Infinity are not JSON: a value holding one is refused, never stored as
+        # text that reads back invalid (SQLite) or fails inside the driver (PostgreSQL).
+        kwargs: dict[str, Any] = {
+            "echo": echo,
+            "future": True,
+            "json_serializer": functools.partial(json.dumps, allow_nan=False),
+        }
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
             kwargs["isolation_level"] = None  # we issue BEGIN ourselves, see _SQLiteWriters

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from engine.rules.patterns import MAX_EVENT_NAME_SEGMENTS
 from web.schemas.contact import MAX_ATTRIBUTES_BYTES, check_json_object_size
 
 EVENT_NAME = re.compile(r"[A-Za-z0-9_\-:]+(\.[A-Za-z0-9_\-:]+)*")
+OCCURRED_AT_RANGE = "between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
+
+
+def occurred_at_problem(value: datetime) -> str | None:
+    """Why an aware ``occurred_at`` cannot be stored, or None: it must be a date-time in
+    years 1 to 9999 once converted to UTC (what every database column here holds)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return f"must be {OCCURRED_AT_RANGE} once converted to UTC"
+    return None
 
 
 class EventContactSchema(Schema):
@@ -42,6 +54,14 @@ class EventSchema(Schema):
                 "must be dot-separated segments of letters, digits, _ - or : "
                 "(e.g. lead.status.update)"
             )
+        if value.count(".") >= MAX_EVENT_NAME_SEGMENTS:
+            raise ValidationError(f"must have at most {MAX_EVENT_NAME_SEGMENTS} segments")
+
+    @validates("occurred_at")
+    def _occurred_at(self, value: datetime | None, **_: Any) -> None:
+        problem = value and occurred_at_problem(value)
+        if problem:
+            raise ValidationError(problem)
 
 
 _EVENT_KEYS = frozenset({"name", "id", "contact", "properties", "occurred_at"})
@@ -65,6 +85,8 @@ def _plain_event(item: dict[str, Any], size: int) -> dict[str, Any] | None:
     name, contact = item.get("name"), item.get("contact")
     if not _string(name, 255) or not EVENT_NAME.fullmatch(name):
         return None
+    if name.count(".") >= MAX_EVENT_NAME_SEGMENTS:
+        return None
     client_id = item.get("id")
     if client_id is not None and not _string(client_id, 255):
         return None
@@ -87,7 +109,7 @@ def _plain_event(item: dict[str, Any], size: int) -> dict[str, Any] | None:
             occurred_at = datetime.fromisoformat(occurred_at)
         except (TypeError, ValueError):
             return None
-        if occurred_at.tzinfo is None:
+        if occurred_at.tzinfo is None or occurred_at_problem(occurred_at):
             return None
     return {
         "name": name,
