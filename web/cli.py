@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from engine import crypto
 from engine.store import accounts, migrate
+from engine.store.availability import wait_for_database
 from web import create_app, default_instance_path, engine_settings
 from web.auth import MIN_PASSWORD_LENGTH, hash_password
 from web.database import get_database
@@ -70,11 +71,17 @@ def friendly_errors(command: F) -> F:
 
 
 @contextmanager
-def opened_app(*, check_schema: bool = True) -> Iterator[Flask]:
-    """The configured app, its database connections closed when the command ends."""
+def opened_app(*, check_schema: bool = True, wait: bool = False) -> Iterator[Flask]:
+    """The configured app, its database connections closed when the command ends.
+
+    ``wait=True`` (the long-running ``serve``, ``web`` and ``worker``): a database that
+    does not answer yet is waited for, retried with backoff; other commands fail fast.
+    """
     app = create_app()
     database = get_database(app)
     try:
+        if wait:
+            wait_for_database(database, say=lambda line: click.echo(f"hookcast: {line}", err=True))
         if check_schema:
             current, head = migrate.current_revision(database), migrate.head_revision(database)
             if current != head:
@@ -177,7 +184,7 @@ def _waitress(app: Flask, host: str, port: int, threads: int) -> Callable[[], No
 @friendly_errors
 def serve(host: str, port: int, threads: int) -> None:
     """Web builder, REST API and scheduler/executor in one process."""
-    with opened_app() as app:
+    with opened_app(wait=True) as app:
         _run_engine_until_signal(app, _waitress(app, host, port, threads))
 
 
@@ -195,7 +202,7 @@ def serve(host: str, port: int, threads: int) -> None:
 @friendly_errors
 def web(host: str, port: int, threads: int, workers: int) -> None:
     """The web builder and REST API only (no scheduler): run `hookcast worker` beside it."""
-    with opened_app() as app:
+    with opened_app(wait=True) as app:
         _serve_web(app, host, port, threads, workers)
 
 
@@ -239,7 +246,7 @@ def _serve_web(app: Flask, host: str, port: int, threads: int, workers: int) -> 
 @friendly_errors
 def worker(processes: int) -> None:
     """The scheduler/executor only. Run any number of them against one PostgreSQL."""
-    with opened_app() as app:
+    with opened_app(wait=True) as app:
         click.echo("Hookcast worker started; Ctrl-C or SIGTERM stops it.", err=True)
         if processes == 1:
             _run_engine_until_signal(app, None)

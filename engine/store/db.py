@@ -44,6 +44,16 @@ _flock_nb = _flock_keeping_the_gil()
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
+class DatabaseUnavailable(Exception):
+    """The database cannot be used right now; an operational failure, not a bug."""
+
+
+class DatabaseFileReplaced(DatabaseUnavailable):
+    """The SQLite file at the configured path is no longer the one this process opened
+    (deleted, renamed away or replaced): writing on would lose the data, reading on would
+    answer from the wrong file."""
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     """WAL for concurrent readers, a busy timeout for the single writer, real foreign keys."""
     cursor = dbapi_connection.cursor()
@@ -148,6 +158,61 @@ class _SQLiteWriters:
                 pause = min(pause * 2, 0.002)
 
 
+class _FileIdentity:
+    """The device and inode of the SQLite file this process opened first, checked against
+    what the path names now: whenever a pooled connection is handed out, before each
+    commit, and before a new connection opens (SQLite would create an empty file at a
+    path whose file was deleted). A mismatch raises :class:`DatabaseFileReplaced`, so no
+    write is acknowledged unless it is in the file the next start will open."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.identity: tuple[int, int] | None = None
+
+    def _current(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (stat.st_dev, stat.st_ino)
+
+    def problem(self) -> str | None:
+        if self.identity is None:
+            return None
+        current = self._current()
+        if current == self.identity:
+            return None
+        what = "deleted or renamed" if current is None else "replaced by another file"
+        return (
+            f"the database file {self.path} was {what} after this process opened it; "
+            "restore it or restart the process"
+        )
+
+    def check(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise DatabaseFileReplaced(problem)
+
+    def before_connect(self, *_args: Any) -> None:
+        self.check()
+
+    def after_connect(self, *_args: Any) -> None:
+        if self.identity is None:
+            self.identity = self._current()
+        self.check()
+
+    def on_checkout(self, *_args: Any) -> None:
+        self.check()
+
+    def before_commit(self, conn: Any) -> None:
+        problem = self.problem()
+        if problem is not None:
+            # Not committed: roll the open transaction back here, as SQLAlchemy leaves a
+            # transaction whose commit event raised open on the connection.
+            conn.connection.dbapi_connection.rollback()
+            raise DatabaseFileReplaced(problem)
+
+
 class Database:
     """The engine and session factory for one database URL."""
 
@@ -166,8 +231,12 @@ class Database:
             kwargs["isolation_level"] = None  # we issue BEGIN ourselves, see _SQLiteWriters
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            if self.dialect == "postgresql" and "connect_timeout" not in self.url.query:
+                # a host that drops packets: fail (then wait, answer 503), do not hang
+                kwargs["connect_args"] = {"connect_timeout": 10}
         self.engine: Engine = create_engine(self.url, **kwargs)
         self._writers: _SQLiteWriters | None = None
+        self._file: _FileIdentity | None = None
         if self.dialect == "sqlite":
             database_file = self.url.database
             in_memory = (
@@ -177,6 +246,12 @@ class Database:
             )
             writers = self._writers = _SQLiteWriters(None if in_memory else database_file)
             event.listen(self.engine, "connect", _configure_sqlite)
+            self._file = None if in_memory else _FileIdentity(database_file)
+            if self._file is not None:  # before the writers' commit: checked, then unlocked
+                event.listen(self.engine, "do_connect", self._file.before_connect)
+                event.listen(self.engine, "connect", self._file.after_connect)
+                event.listen(self.engine.pool, "checkout", self._file.on_checkout)
+                event.listen(self.engine, "commit", self._file.before_commit)
             event.listen(self.engine, "begin", writers.begin)
             event.listen(self.engine, "commit", writers.end)
             event.listen(self.engine, "rollback", writers.end)
@@ -184,6 +259,11 @@ class Database:
         self.write_sessionmaker = sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
+
+    def file_problem(self) -> str | None:
+        """Why the SQLite file may not be used (deleted or replaced since it was opened), or
+        None (also for PostgreSQL and in-memory SQLite)."""
+        return None if self._file is None else self._file.problem()
 
     @property
     def is_postgres(self) -> bool:
