@@ -36,6 +36,12 @@ def is_unavailable_error(error: BaseException) -> bool:
     return isinstance(error, _OPERATIONAL)
 
 
+def is_deadlock(error: BaseException) -> bool:
+    """True when PostgreSQL chose this transaction as a deadlock's victim (SQLSTATE 40P01):
+    rolling back and trying again is safe."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) == "40P01"
+
+
 def describe(error: BaseException) -> str:
     """One line about an operational failure, without SQL, parameters or traceback."""
     if isinstance(error, DatabaseUnavailable):
