@@ -18,8 +18,8 @@ from engine.campaigns import service
 from engine.campaigns import test_send as test_sends
 from engine.delivery.transport import Transport
 from engine.store import campaigns as campaign_store
-from engine.store.availability import is_deadlock
 from engine.store import templates as template_store
+from engine.store.availability import is_deadlock
 from engine.store.models import Campaign
 from web import engine_settings, render_settings
 from web.api import bp, json_body, load, page, page_size, workspace_id
