@@ -29,6 +29,7 @@ from engine.store.availability import wait_for_database
 from web import create_app, default_instance_path, engine_settings
 from web.auth import MIN_PASSWORD_LENGTH, hash_password
 from web.database import get_database
+from web.serving import DEFAULT_THREADS, quiet_queue_warnings, waitress_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -172,7 +173,8 @@ def _waitress(app: Flask, host: str, port: int, threads: int) -> Callable[[], No
 
     def serve() -> None:
         click.echo(f"Hookcast is listening on http://{host}:{port}/", err=True)
-        waitress.serve(app, host=host, port=port, threads=threads, ident="Hookcast")
+        quiet_queue_warnings()
+        waitress.serve(app, **waitress_options(host, port, threads))
 
     return serve
 
@@ -180,7 +182,7 @@ def _waitress(app: Flask, host: str, port: int, threads: int) -> Callable[[], No
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=click.IntRange(1, 256))
 @friendly_errors
 def serve(host: str, port: int, threads: int) -> None:
     """Web builder, REST API and scheduler/executor in one process."""
@@ -191,7 +193,7 @@ def serve(host: str, port: int, threads: int) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=click.IntRange(1, 256))
 @click.option(
     "--workers",
     default=1,
