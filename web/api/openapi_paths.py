@@ -74,7 +74,7 @@ def operation(
     body_errors = _BODY_ERRORS if body is not None else ()
     # A path value that names nothing (or that no route matches) is a 404.
     missing = (404,) if any(p.get("in") == "path" for p in parameters) else ()
-    for status in sorted({401, *errors, *body_errors, *missing}):
+    for status in sorted({401, 503, *errors, *body_errors, *missing}):
         responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
     result: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if description:

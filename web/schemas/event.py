@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from engine.rules.patterns import MAX_EVENT_NAME_SEGMENTS
 from web.schemas.contact import MAX_ATTRIBUTES_BYTES, check_json_object_size
+from web.schemas.dates import StorableDateTime, storable_datetime_problem
 
 EVENT_NAME = re.compile(r"[A-Za-z0-9_\-:]+(\.[A-Za-z0-9_\-:]+)*")
-OCCURRED_AT_RANGE = "between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
-
-
-def occurred_at_problem(value: datetime) -> str | None:
-    """Why an aware ``occurred_at`` cannot be stored, or None: it must be a date-time in
-    years 1 to 9999 once converted to UTC (what every database column here holds)."""
-    try:
-        value.astimezone(UTC)
-    except OverflowError:
-        return f"must be {OCCURRED_AT_RANGE} once converted to UTC"
-    return None
 
 
 class EventContactSchema(Schema):
@@ -45,7 +35,7 @@ class EventSchema(Schema):
     id = fields.String(validate=validate.Length(1, 255), allow_none=True)
     contact = fields.Nested(EventContactSchema, required=True)
     properties = fields.Dict(keys=fields.String(), load_default=dict)
-    occurred_at = fields.AwareDateTime(allow_none=True)
+    occurred_at = StorableDateTime(allow_none=True)
 
     @validates("name")
     def _name(self, value: str, **_: Any) -> None:
@@ -56,12 +46,6 @@ class EventSchema(Schema):
             )
         if value.count(".") >= MAX_EVENT_NAME_SEGMENTS:
             raise ValidationError(f"must have at most {MAX_EVENT_NAME_SEGMENTS} segments")
-
-    @validates("occurred_at")
-    def _occurred_at(self, value: datetime | None, **_: Any) -> None:
-        problem = value and occurred_at_problem(value)
-        if problem:
-            raise ValidationError(problem)
 
 
 _EVENT_KEYS = frozenset({"name", "id", "contact", "properties", "occurred_at"})
@@ -109,7 +93,7 @@ def _plain_event(item: dict[str, Any], size: int) -> dict[str, Any] | None:
             occurred_at = datetime.fromisoformat(occurred_at)
         except (TypeError, ValueError):
             return None
-        if occurred_at.tzinfo is None or occurred_at_problem(occurred_at):
+        if occurred_at.tzinfo is None or storable_datetime_problem(occurred_at):
             return None
     return {
         "name": name,
