@@ -46,9 +46,15 @@ def _assert_unavailable(response: Any) -> None:
     assert set(body["error"]) == {"code", "message", "details"}
 
 
-@pytest.fixture
-def unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    app = _app(UNREACHABLE_POSTGRES, tmp_path, monkeypatch)
+@pytest.fixture(params=["postgres", "sqlite"])
+def unreachable(request: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An app whose database cannot be reached: PostgreSQL refusing connections, or an
+    SQLite file in a folder that is not there (an unmounted volume)."""
+    if request.param == "postgres":
+        url = UNREACHABLE_POSTGRES
+    else:
+        url = f"sqlite:///{tmp_path}/not-mounted/hookcast.sqlite3"
+    app = _app(url, tmp_path, monkeypatch)
     yield app
     get_database(app).dispose()
 
@@ -71,7 +77,7 @@ def test_api_answers_503_and_logs_one_line_without_traceback(unreachable, caplog
     lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) == 1, [r.getMessage() for r in lines]
     assert "database unavailable, answering 503" in lines[0].getMessage()
-    assert "Connection refused" in lines[0].getMessage() or "connect" in lines[0].getMessage()
+    assert "refused" in lines[0].getMessage() or "unable to open" in lines[0].getMessage()
     assert all(r.exc_info is None for r in caplog.records)
 
 
