@@ -73,11 +73,14 @@ class _WildcardAutomaton:
     carries a pattern's last bit into the next pattern's first. Each step is a few integer
     operations on (total pattern segments) bits, so a name costs time linear in its
     segments whatever the patterns are. States met are numbered and their transitions
-    remembered (at most ``MAX_CACHED_STATES``, then forgotten and rebuilt), so names of a
-    familiar shape cost two dict lookups per segment.
+    remembered (at most ``MAX_CACHED_STATES`` and ``MAX_CACHED_BITS``, then forgotten and
+    built again), so names of a familiar shape cost two dict lookups per segment.
     """
 
-    MAX_CACHED_STATES = 4096
+    MAX_CACHED_STATES = 1024
+    #: And at most this many state bits remembered (128 KiB of bit sets per index), so the
+    #: indexes of many workspaces with hostile patterns stay small.
+    MAX_CACHED_BITS = 1 << 20
     _START = 0
     _OTHER = ""  # the class of every segment no pattern names literally
 
@@ -116,6 +119,7 @@ class _WildcardAutomaton:
             self._OTHER: later & any_segment,
             **{name: later & (any_segment | mask) for name, mask in literal.items()},
         }
+        self._states_in_budget = max(64, self.MAX_CACHED_BITS // max(bit, 1))
         self._lock = threading.Lock()
         self._reset()
 
@@ -148,7 +152,7 @@ class _WildcardAutomaton:
         with self._lock:
             following = table.ids.get(bits)
             if following is None:
-                if len(table.bits) >= self.MAX_CACHED_STATES:
+                if len(table.bits) >= min(self.MAX_CACHED_STATES, self._states_in_budget):
                     self._reset()
                 following = table.intern(bits)
             table.transitions[state][segment_class] = following
