@@ -11,6 +11,7 @@ the database (leases, ``FOR UPDATE SKIP LOCKED``) and in PostgreSQL ``LISTEN/NOT
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -22,10 +23,12 @@ from engine.delivery.transport import Transport
 from engine.delivery.worker import Worker
 from engine.settings import EngineSettings
 from engine.store import Database, log, outbox
+from engine.store.availability import RateLimitedLog, describe, failure_class, is_unavailable_error
 from engine.store.types import utcnow
 from engine.templating.request import RenderSettings
 
 logger = logging.getLogger(__name__)
+_unavailable_log = RateLimitedLog(60.0)
 
 POLL_SECONDS = 5
 LEASE_RECOVERY_SECONDS = 15
@@ -56,23 +59,28 @@ class EngineRuntime:
     def start(self) -> None:
         add = self.scheduler.add_job
         add(self.worker.wake, "interval", seconds=POLL_SECONDS, id="dispatch-poll")
-        add(self.recover_leases, "interval", seconds=LEASE_RECOVERY_SECONDS, id="lease-recovery")
         add(
-            self.purge_expired,
+            self.quietly(self.recover_leases),
+            "interval",
+            seconds=LEASE_RECOVERY_SECONDS,
+            id="lease-recovery",
+        )
+        add(
+            self.quietly(self.purge_expired),
             "interval",
             seconds=PURGE_SECONDS,
             id="retention-purge",
             next_run_time=utcnow() + timedelta(seconds=60),
         )
         add(
-            self.resume_bulk_jobs,
+            self.quietly(self.resume_bulk_jobs),
             "date",
             run_date=utcnow() + timedelta(seconds=BULK_RESUME_DELAY_SECONDS),
             id="bulk-retry-resume",
             misfire_grace_time=None,
         )
         add(
-            self.run_schedules,
+            self.quietly(self.run_schedules),
             "interval",
             seconds=SCHEDULE_TICK_SECONDS,
             id="schedule-tick",
@@ -90,6 +98,26 @@ class EngineRuntime:
             self.listener.stop()
         self.worker.stop(STOP_GRACE_SECONDS)
         self.transport.close()
+
+    def quietly(self, job: Callable[[], None]) -> Callable[[], None]:
+        """``job`` for the scheduler: while the database is away it logs one line a minute
+        per kind of failure (no traceback) and tries again at its next run."""
+
+        def run() -> None:
+            try:
+                job()
+            except Exception as exc:
+                if not is_unavailable_error(exc):
+                    raise  # a bug: APScheduler logs it with its traceback
+                _unavailable_log(
+                    logger,
+                    logging.WARNING,
+                    failure_class(exc),
+                    f"database unavailable, {job.__name__} waits for its next run: {describe(exc)}",
+                )
+
+        run.__name__ = job.__name__
+        return run
 
     def _wake_at(self, when: datetime) -> None:
         """A retry timer: wake the dispatcher when the earliest retry falls due."""
