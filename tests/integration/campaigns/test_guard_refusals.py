@@ -73,10 +73,10 @@ def test_a_retry_by_hand_that_renders_a_private_host_ends_as_ssrf_blocked(
     api: ApiClient, db: Any
 ) -> None:
     event_campaign(api, ["a"], webhook=webhook(TEMPLATED))
-    send_event(api, "a", "c-1", attributes={"host": "8.8.8.8"})
+    send_event(api, "a", "c-1", attributes={"host": "hooks.example.com"})
     with db.session() as session:
         [row] = session.scalars(select(Notification))
-    assert row.status == "pending"  # public: rendered, due (no worker runs here)
+    assert row.status == "pending"  # a name: rendered, due (no worker runs: nothing is sent)
     send_event(api, "b", "c-1", attributes={"host": "[::ffff:10.0.0.1]"})
     api.post(f"/notifications/{row.id}/cancel")
     assert api.post(f"/notifications/{row.id}/retry").status_code in (200, 202)
