@@ -36,12 +36,12 @@ _BLOCKED_NETWORKS: tuple[IPNetwork, ...] = tuple(
         "240.0.0.0/4",  # reserved, broadcast
         "::/128",  # unspecified
         "::1/128",  # loopback
-        "64:ff9b::/96",  # NAT64 (embeds IPv4)
+        "64:ff9b::/96",  # NAT64 (embeds IPv4: judged by it, see embedded_ipv4)
         "64:ff9b:1::/48",  # local-use NAT64
         "100::/64",  # discard-only
-        "2001::/23",  # IETF protocol assignments
+        "2001::/23",  # IETF protocol assignments (Teredo 2001::/32: judged by its IPv4)
         "2001:db8::/32",  # documentation
-        "2002::/16",  # 6to4 (embeds IPv4)
+        "2002::/16",  # 6to4 (embeds IPv4: judged by it)
         "fc00::/7",  # unique local
         "fe80::/10",  # link-local
         "fec0::/10",  # site-local (deprecated)
@@ -70,22 +70,49 @@ def parse_networks(value: str | Iterable[str] | None) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+
+
+def embedded_ipv4(address: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address stands for, which the guard judges it by.
+
+    IPv4-mapped ``::ffff:a.b.c.d`` and IPv4-compatible ``::a.b.c.d`` (not ``::`` and
+    ``::1``) are that IPv4 address; NAT64 ``64:ff9b::a.b.c.d`` is translated to it; 6to4
+    ``2002:AABB:CCDD::/48`` routes to it; Teredo ``2001:0::/32`` carries its server and its
+    (obfuscated) client address, and both must pass. Empty for any other address.
+    """
+    if not isinstance(address, ipaddress.IPv6Address):
+        return ()
+    if address.ipv4_mapped is not None:
+        return (address.ipv4_mapped,)
+    if address.teredo is not None:
+        return address.teredo
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    packed = address.packed
+    if address in _NAT64_WELL_KNOWN:
+        return (ipaddress.IPv4Address(packed[12:]),)
+    if packed[:12] == bytes(12) and packed[12:] not in (bytes(4), bytes(3) + b"\x01"):
+        return (ipaddress.IPv4Address(packed[12:]),)  # deprecated IPv4-compatible form
+    return ()
+
+
 def canonical_address(address: IPAddress) -> IPAddress:
-    """Unwrap IPv4-mapped (``::ffff:a.b.c.d``) and IPv4-compatible IPv6 forms to IPv4."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-        if address.sixtofour is not None:
-            return address.sixtofour
-        packed = address.packed
-        if packed[:12] == bytes(12) and packed[12:] not in (bytes(4), bytes(3) + b"\x01"):
-            return ipaddress.IPv4Address(packed[12:])  # deprecated IPv4-compatible form
-    return address
+    """An IPv6 address that embeds one IPv4 address as that address (Teredo: its client)."""
+    embedded = embedded_ipv4(address)
+    return embedded[-1] if embedded else address
 
 
 def is_public_address(address: IPAddress) -> bool:
-    """True when ``address`` is a routable public unicast address."""
-    address = canonical_address(address)
+    """True when ``address`` is a routable public unicast address; an IPv6 address that
+    embeds IPv4 (:func:`embedded_ipv4`) is public when every embedded address is."""
+    embedded = embedded_ipv4(address)
+    if embedded:
+        return all(_is_public(ipv4) for ipv4 in embedded)
+    return _is_public(address)
+
+
+def _is_public(address: IPAddress) -> bool:
     if any(address in net for net in _BLOCKED_NETWORKS if net.version == address.version):
         return False
     return address.is_global and not address.is_multicast
@@ -95,18 +122,20 @@ def is_address_allowed(address: IPAddress, allowed_networks: Iterable[IPNetwork]
     """True when a webhook may connect to ``address``.
 
     Public addresses always may; anything else only inside one of ``allowed_networks``.
-    Both the raw and the unwrapped form are checked against the allow-list, so allowing
-    ``127.0.0.0/8`` also allows ``::ffff:127.0.0.1``.
+    An address that embeds IPv4 is judged by what it embeds: allowing ``127.0.0.0/8`` also
+    allows ``::ffff:127.0.0.1``, and ``64:ff9b::10.0.0.1`` is as private as ``10.0.0.1``.
     """
-    if is_public_address(address):
+    allowed_networks = tuple(allowed_networks)
+    if _inside(address, allowed_networks):
         return True
-    candidates = {address, canonical_address(address)}
-    return any(
-        candidate in network
-        for network in allowed_networks
-        for candidate in candidates
-        if network.version == candidate.version
-    )
+    embedded = embedded_ipv4(address)
+    if embedded:
+        return all(_is_public(v4) or _inside(v4, allowed_networks) for v4 in embedded)
+    return _is_public(address)
+
+
+def _inside(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
+    return any(address in network for network in networks if network.version == address.version)
 
 
 def parse_host_literal(host: str) -> IPAddress | None:

@@ -10,7 +10,6 @@ the database (leases, ``FOR UPDATE SKIP LOCKED``) and in PostgreSQL ``LISTEN/NOT
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -23,11 +22,12 @@ from engine.delivery.transport import Transport
 from engine.delivery.worker import Worker
 from engine.settings import EngineSettings
 from engine.store import Database, activity, log, login_sessions, login_throttle, outbox
-from engine.store.db import expected_database_error
+from engine.store.availability import RateLimitedLog, describe, failure_class, is_unavailable_error
 from engine.store.types import utcnow
 from engine.templating.request import RenderSettings
 
 logger = logging.getLogger(__name__)
+_unavailable_log = RateLimitedLog(60.0)
 
 POLL_SECONDS = 5
 LEASE_RECOVERY_SECONDS = 15
@@ -36,23 +36,6 @@ SCHEDULE_TICK_SECONDS = 10
 STOP_GRACE_SECONDS = 10.0
 #: Bulk retry jobs left queued/running by a stopped process are resumed once, soon after start.
 BULK_RESUME_DELAY_SECONDS = 2
-
-
-def _one_line_when_the_database_is_down(job: Callable[..., None]) -> Callable[..., None]:
-    """A timer job that meets an unreachable database logs one line and runs again at its
-    next tick; anything else is a bug, whose traceback APScheduler logs."""
-
-    @functools.wraps(job)
-    def run(*args: object) -> None:
-        try:
-            job(*args)
-        except Exception as exc:
-            reason = expected_database_error(exc)
-            if reason is None:
-                raise
-            logger.warning("%s skipped: the database did not answer (%s)", job.__name__, reason)
-
-    return run
 
 
 class EngineRuntime:
@@ -77,23 +60,28 @@ class EngineRuntime:
     def start(self) -> None:
         add = self.scheduler.add_job
         add(self.worker.wake, "interval", seconds=POLL_SECONDS, id="dispatch-poll")
-        add(self.recover_leases, "interval", seconds=LEASE_RECOVERY_SECONDS, id="lease-recovery")
         add(
-            self.purge_expired,
+            self.quietly(self.recover_leases),
+            "interval",
+            seconds=LEASE_RECOVERY_SECONDS,
+            id="lease-recovery",
+        )
+        add(
+            self.quietly(self.purge_expired),
             "interval",
             seconds=PURGE_SECONDS,
             id="retention-purge",
             next_run_time=utcnow() + timedelta(seconds=60),
         )
         add(
-            self.resume_bulk_jobs,
+            self.quietly(self.resume_bulk_jobs),
             "date",
             run_date=utcnow() + timedelta(seconds=BULK_RESUME_DELAY_SECONDS),
             id="bulk-retry-resume",
             misfire_grace_time=None,
         )
         add(
-            self.run_schedules,
+            self.quietly(self.run_schedules),
             "interval",
             seconds=SCHEDULE_TICK_SECONDS,
             id="schedule-tick",
@@ -112,6 +100,26 @@ class EngineRuntime:
         self.worker.stop(STOP_GRACE_SECONDS)
         self.transport.close()
 
+    def quietly(self, job: Callable[[], None]) -> Callable[[], None]:
+        """``job`` for the scheduler: while the database is away it logs one line a minute
+        per kind of failure (no traceback) and tries again at its next run."""
+
+        def run() -> None:
+            try:
+                job()
+            except Exception as exc:
+                if not is_unavailable_error(exc):
+                    raise  # a bug: APScheduler logs it with its traceback
+                _unavailable_log(
+                    logger,
+                    logging.WARNING,
+                    failure_class(exc),
+                    f"database unavailable, {job.__name__} waits for its next run: {describe(exc)}",
+                )
+
+        run.__name__ = job.__name__
+        return run
+
     def _wake_at(self, when: datetime) -> None:
         """A retry timer: wake the dispatcher when the earliest retry falls due."""
         if not self.scheduler.running:
@@ -125,14 +133,12 @@ class EngineRuntime:
             misfire_grace_time=None,
         )
 
-    @_one_line_when_the_database_is_down
     def recover_leases(self) -> None:
         with self.database.transaction(write=True) as session:
             recovered = outbox.recover_expired_leases(session, utcnow())
         if recovered:
             logger.warning("took back %d sends whose worker stopped mid-send", recovered)
 
-    @_one_line_when_the_database_is_down
     def purge_expired(self) -> None:
         cutoff = utcnow() - timedelta(days=self.settings.retention_days)
         with self.database.session(write=True) as session:
@@ -150,7 +156,6 @@ class EngineRuntime:
             login_sessions.purge_expired(session, now, limits)
             login_throttle.purge_stale(session, now, login_throttle.ThrottlePolicy())
 
-    @_one_line_when_the_database_is_down
     def resume_bulk_jobs(self) -> None:
         """Finish bulk retry jobs a stopped process left unfinished (runs once per start)."""
         settings = RenderSettings.from_settings(self.settings)
@@ -158,6 +163,5 @@ class EngineRuntime:
         if resumed:
             logger.info("resumed %d unfinished bulk retry jobs", resumed)
 
-    @_one_line_when_the_database_is_down
     def run_schedules(self) -> None:
         run_due_schedules(self.database, self.settings, utcnow())

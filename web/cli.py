@@ -31,10 +31,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from engine import crypto
 from engine.store import Database, accounts, activity, login_sessions, login_throttle, migrate
+from engine.store.availability import wait_for_database
 from web import create_app, default_instance_path, engine_settings
 from web.auth import MIN_PASSWORD_LENGTH, hash_password
 from web.database import get_database
 from web.logconfig import configure_logging, gunicorn_log_config
+from web.serving import DEFAULT_THREADS, quiet_queue_warnings, waitress_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 CLI_ACTOR = activity.Actor("command line")
@@ -85,17 +87,24 @@ def friendly_errors(command: F) -> F:
 
 
 @contextmanager
-def opened_app(*, check_schema: bool = True, log: bool = False) -> Iterator[Flask]:
+def opened_app(
+    *, check_schema: bool = True, log: bool = False, wait: bool = False
+) -> Iterator[Flask]:
     """The configured app, its database connections closed when the command ends.
 
     ``log``: a long-running command, whose log goes to stderr in the configured
-    ``LOG_FORMAT`` (short commands say what they did on stdout/stderr instead)."""
+    ``LOG_FORMAT`` (short commands say what they did on stdout/stderr instead).
+    ``wait=True`` (the long-running ``serve``, ``web`` and ``worker``): a database that
+    does not answer yet is waited for, retried with backoff; other commands fail fast.
+    """
     app = create_app()
     if log:
         configure_logging(app.config["LOG_FORMAT"])
         app.logger.removeHandler(flask_default_handler)  # the root handler formats its lines
     database = get_database(app)
     try:
+        if wait:
+            wait_for_database(database, say=lambda line: click.echo(f"hookcast: {line}", err=True))
         if check_schema:
             current, head = migrate.current_revision(database), migrate.head_revision(database)
             if current != head:
@@ -237,7 +246,8 @@ def _waitress(app: Flask, host: str, port: int, threads: int) -> Callable[[], No
 
     def serve() -> None:
         logger.info("Hookcast is listening on http://%s:%d/", host, port)
-        waitress.serve(app, host=host, port=port, threads=threads, ident="Hookcast")
+        quiet_queue_warnings()
+        waitress.serve(app, **waitress_options(host, port, threads))
 
     return serve
 
@@ -245,19 +255,19 @@ def _waitress(app: Flask, host: str, port: int, threads: int) -> Callable[[], No
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=click.IntRange(1, 256))
 @friendly_errors
 def serve(host: str, port: int, threads: int) -> None:
     """Web builder, REST API and scheduler/executor in one process."""
     _prepare_metrics_directory(forking=False)
-    with opened_app(log=True) as app:
+    with opened_app(log=True, wait=True) as app:
         _run_engine_until_signal(app, _waitress(app, host, port, threads))
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=click.IntRange(1, 256))
 @click.option(
     "--workers",
     default=1,
@@ -269,7 +279,7 @@ def serve(host: str, port: int, threads: int) -> None:
 def web(host: str, port: int, threads: int, workers: int) -> None:
     """The web builder and REST API only (no scheduler): run `hookcast worker` beside it."""
     _prepare_metrics_directory(forking=workers > 1)
-    with opened_app(log=True) as app:
+    with opened_app(log=True, wait=True) as app:
         _serve_web(app, host, port, threads, workers)
 
 
@@ -324,7 +334,7 @@ def _serve_web(app: Flask, host: str, port: int, threads: int, workers: int) -> 
 def worker(processes: int, metrics_port: int | None, metrics_host: str) -> None:
     """The scheduler/executor only. Run any number of them against one PostgreSQL."""
     _prepare_metrics_directory(forking=processes > 1)
-    with opened_app(log=True) as app, _worker_metrics(app, metrics_host, metrics_port):
+    with opened_app(log=True, wait=True) as app, _worker_metrics(app, metrics_host, metrics_port):
         logger.info("Hookcast worker started; Ctrl-C or SIGTERM stops it")
         if processes == 1:
             _run_engine_until_signal(app, None)

@@ -13,6 +13,8 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from web.json_input import load_json
+
 csrf = CSRFProtect()
 
 CONTENT_SECURITY_POLICY = (
@@ -21,21 +23,16 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def reject_non_json_number(name: str) -> Any:
-    """``json.loads`` hook: NaN and ±Infinity are not JSON (RFC 8259) and no database
-    column stores them, so a body that uses them is refused as invalid JSON."""
-    raise ValueError(f"{name} is not a JSON value")
-
-
 class IsoJSONProvider(DefaultJSONProvider):
-    """Dates as ISO 8601 (UTC, ``Z``) rather than Flask's HTTP-date default; NaN and
-    Infinity refused in what is read."""
+    """Dates as ISO 8601 (UTC, ``Z``) rather than Flask's HTTP-date default; what is read
+    keeps the limits of ``web.json_input`` (depth, finite numbers, no NaN or Infinity)."""
 
     sort_keys = False
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        kwargs.setdefault("parse_constant", reject_non_json_number)
-        return super().loads(s, **kwargs)
+        if kwargs:
+            return super().loads(s, **kwargs)
+        return load_json(s)
 
     @staticmethod
     def default(o: Any) -> Any:

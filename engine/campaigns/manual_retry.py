@@ -94,12 +94,12 @@ def refresh_request(
                 number=notification.attempt_count,
                 started_at=now,
                 duration_ms=0,
-                error_code="render_error",
+                error_code=exc.code,
                 error_message=str(exc),
             )
         )
         notification.status = "failed"
-        notification.error_code = "render_error"
+        notification.error_code = exc.code
         notification.error_message = str(exc)
         notification.next_attempt_at = None
         notification.updated_at = now

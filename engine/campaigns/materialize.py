@@ -152,7 +152,7 @@ class CampaignMaterializer:
             message = str(exc)
             row.update(
                 status="failed",
-                error_code="render_error",
+                error_code=exc.code,
                 error_message=message,
                 next_attempt_at=None,
                 attempt_count=1,
@@ -167,7 +167,7 @@ class CampaignMaterializer:
                     "response_headers": None,
                     "response_body": None,
                     "response_truncated": False,
-                    "error_code": "render_error",
+                    "error_code": exc.code,
                     "error_message": message,
                 }
             )

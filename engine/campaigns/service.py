@@ -335,7 +335,13 @@ def archive_campaign(
 
 
 def delete_campaign(session: Session, campaign: Campaign) -> None:
-    """Delete a campaign that is not active (its notifications go with it)."""
+    """Delete a campaign that is not active (its notifications go with it).
+
+    Takes its locks in the workers' order (see ``campaign_store.lock_for_delete``), so the
+    caller must not have locked the campaign already; the status is read again under it.
+    """
+    campaign_store.lock_for_delete(session, campaign.id)
+    session.refresh(campaign)
     if campaign.status == "active":
         raise CampaignError("pause or archive the campaign before deleting it")
     campaign_store.delete_campaign(session, campaign)

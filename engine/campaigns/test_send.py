@@ -33,6 +33,7 @@ class TestSendResult:
     request: dict[str, Any] | None  # as sent, secrets masked; None when it did not render
     outcome: AttemptOutcome | None  # None when it did not render
     render_error: str | None = None
+    render_error_code: str = "render_error"  # ssrf_blocked when the guard refused the URL
 
 
 def contact_for_test(
@@ -101,7 +102,9 @@ def send_test(
         target = CampaignDelivery.from_row(campaign)
         if row["status"] == "failed":
             event_store.insert_notifications(session, batch.notifications, batch.attempts)
-            return TestSendResult(notification_id, None, None, row["error_message"])
+            return TestSendResult(
+                notification_id, None, None, row["error_message"], row["error_code"]
+            )
         lease = f"send-now:{notification_id}"
         lease_until = now + timedelta(seconds=claims.lease_seconds(target))
         row.update(status="sending", leased_by=lease, next_attempt_at=lease_until)

@@ -36,12 +36,14 @@ from engine.delivery.attempts import judge, send_claimed
 from engine.delivery.send_queue import PREFETCH_PER_HOST, SendQueue
 from engine.delivery.transport import Transport
 from engine.store import Database, channel_states, outbox, wakeups, workers
+from engine.store.availability import RateLimitedLog, describe, failure_class, is_unavailable_error
 from engine.store.channel_states import IDLE, ChannelPace
 from engine.store.claims import AttemptRecord, ClaimedNotification, SettleSummary
-from engine.store.db import expected_database_error
 from engine.store.types import utcnow
 
 logger = logging.getLogger(__name__)
+#: While the database is away the loop retries twice a second: one line a kind a minute.
+_unavailable_log = RateLimitedLog(60.0)
 
 MAX_CLAIM_BATCH = 200
 MAX_TRACKED_CHANNELS = 10_000
@@ -214,11 +216,15 @@ class Worker:
                 if room:
                     claim = self._claim(session, lease, now, room)
         except Exception as exc:
-            reason = expected_database_error(exc)
-            if reason is None:
+            if is_unavailable_error(exc):  # expected while the database is away: no traceback
+                _unavailable_log(
+                    logger,
+                    logging.WARNING,
+                    failure_class(exc),
+                    f"database unavailable, settling and claiming wait: {describe(exc)}",
+                )
+            else:
                 logger.exception("settling or claiming failed; retrying shortly")
-            else:  # the database is down or restarting: one line, not a traceback a cycle
-                logger.warning("settling or claiming failed (%s); retrying shortly", reason)
             self._unsettled = records + self._unsettled
             self._unsent = unsent + self._unsent
             self._announced = self._announced or bool(room)
@@ -429,13 +435,21 @@ class Worker:
                 with self.database.transaction(write=True) as session:
                     released = outbox.release_leases(session, leases, utcnow())
                 logger.info("released %d unfinished sends at shutdown", released)
-            except Exception:
-                logger.exception("releasing leases at shutdown failed; they expire on their own")
+            except Exception as exc:
+                _log_failure("releasing leases at shutdown failed; they expire on their own", exc)
         try:
             with self.database.transaction(write=True) as session:
                 workers.forget(session, self.worker_id)
-        except Exception:  # its heartbeat goes stale on its own
-            logger.warning("could not sign off at shutdown", exc_info=True)
+        except Exception as exc:  # its heartbeat goes stale on its own
+            _log_failure("could not sign off at shutdown", exc)
+
+
+def _log_failure(message: str, exc: Exception) -> None:
+    """A warning: with the reason in one line while the database is away, else the trace."""
+    if is_unavailable_error(exc):
+        logger.warning("%s: %s", message, describe(exc))
+    else:
+        logger.warning(message, exc_info=exc)
 
 
 def _context(claimed: ClaimedNotification) -> dict[str, str]:

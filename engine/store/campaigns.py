@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from engine.store.models import Campaign, ScheduleRun, Workspace
+from engine.store.models import Campaign, Notification, ScheduleRun, Workspace
 
 
 def list_campaigns(session: Session, workspace_id: str) -> list[Campaign]:
@@ -58,6 +58,24 @@ def add_campaign(session: Session, campaign: Campaign) -> Campaign:
     session.add(campaign)
     session.flush()
     return campaign
+
+
+def lock_for_delete(session: Session, campaign_id: str) -> None:
+    """Lock a campaign about to be deleted, in the order a worker settling attempts takes
+    the same rows: the campaign's notifications (in id order), then the campaign.
+
+    The delete cascades into the notifications; locking the campaign first (as a plain
+    ``DELETE`` does) while a worker holds some of them and waits for the campaign's row to
+    count a failure is a deadlock on PostgreSQL. SQLite has one writer: nothing to do."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        select(Notification.id)
+        .where(Notification.campaign_id == campaign_id)
+        .order_by(Notification.id)
+        .with_for_update(of=Notification)
+    )
+    session.execute(select(Campaign.id).where(Campaign.id == campaign_id).with_for_update())
 
 
 def delete_campaign(session: Session, campaign: Campaign) -> None:

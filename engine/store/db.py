@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import functools
+import json
 import os
 import threading
 import time
@@ -12,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 try:
@@ -41,6 +43,16 @@ def _flock_keeping_the_gil() -> Any:
 _flock_nb = _flock_keeping_the_gil()
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be used right now; an operational failure, not a bug."""
+
+
+class DatabaseFileReplaced(DatabaseUnavailable):
+    """The SQLite file at the configured path is no longer the one this process opened
+    (deleted, renamed away or replaced): writing on would lose the data, reading on would
+    answer from the wrong file."""
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -173,13 +185,59 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError("the pooled connection is gone") from error
 
 
-def expected_database_error(exc: BaseException) -> str | None:
-    """The first line of an error operations expect — the database unreachable, restarting,
-    out of connections or locked — or None for anything else (a bug, worth a traceback)."""
-    if not isinstance(exc, OperationalError | InterfaceError):
-        return None
-    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+class _FileIdentity:
+    """The device and inode of the SQLite file this process opened first, checked against
+    what the path names now: whenever a pooled connection is handed out, before each
+    commit, and before a new connection opens (SQLite would create an empty file at a
+    path whose file was deleted). A mismatch raises :class:`DatabaseFileReplaced`, so no
+    write is acknowledged unless it is in the file the next start will open."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.identity: tuple[int, int] | None = None
+
+    def _current(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (stat.st_dev, stat.st_ino)
+
+    def problem(self) -> str | None:
+        if self.identity is None:
+            return None
+        current = self._current()
+        if current == self.identity:
+            return None
+        what = "deleted or renamed" if current is None else "replaced by another file"
+        return (
+            f"the database file {self.path} was {what} after this process opened it; "
+            "restore it or restart the process"
+        )
+
+    def check(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise DatabaseFileReplaced(problem)
+
+    def before_connect(self, *_args: Any) -> None:
+        self.check()
+
+    def after_connect(self, *_args: Any) -> None:
+        if self.identity is None:
+            self.identity = self._current()
+        self.check()
+
+    def on_checkout(self, *_args: Any) -> None:
+        self.check()
+
+    def before_commit(self, conn: Any) -> None:
+        problem = self.problem()
+        if problem is not None:
+            # Not committed: roll the open transaction back here, as SQLAlchemy leaves a
+            # transaction whose commit event raised open on the connection.
+            conn.connection.dbapi_connection.rollback()
+            raise DatabaseFileReplaced(problem)
 
 
 class Database:
@@ -188,16 +246,26 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
-        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        # NaN and Infinity are not JSON: a value holding one is refused, never stored as
+        # text that reads back invalid (SQLite) or fails inside the driver (PostgreSQL).
+        kwargs: dict[str, Any] = {
+            "echo": echo,
+            "future": True,
+            "json_serializer": functools.partial(json.dumps, allow_nan=False),
+        }
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
             kwargs["isolation_level"] = None  # we issue BEGIN ourselves, see _SQLiteWriters
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True)
+            if self.dialect == "postgresql" and "connect_timeout" not in self.url.query:
+                # a host that drops packets: fail (then wait, answer 503), do not hang
+                kwargs["connect_args"] = {"connect_timeout": 10}
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.dialect != "sqlite":
             _ping_when_idle(self.engine)
         self._writers: _SQLiteWriters | None = None
+        self._file: _FileIdentity | None = None
         if self.dialect == "sqlite":
             database_file = self.url.database
             in_memory = (
@@ -207,6 +275,12 @@ class Database:
             )
             writers = self._writers = _SQLiteWriters(None if in_memory else database_file)
             event.listen(self.engine, "connect", _configure_sqlite)
+            self._file = None if in_memory else _FileIdentity(database_file)
+            if self._file is not None:  # before the writers' commit: checked, then unlocked
+                event.listen(self.engine, "do_connect", self._file.before_connect)
+                event.listen(self.engine, "connect", self._file.after_connect)
+                event.listen(self.engine.pool, "checkout", self._file.on_checkout)
+                event.listen(self.engine, "commit", self._file.before_commit)
             event.listen(self.engine, "begin", writers.begin)
             event.listen(self.engine, "commit", writers.end)
             event.listen(self.engine, "rollback", writers.end)
@@ -214,6 +288,11 @@ class Database:
         self.write_sessionmaker = sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
+
+    def file_problem(self) -> str | None:
+        """Why the SQLite file may not be used (deleted or replaced since it was opened), or
+        None (also for PostgreSQL and in-memory SQLite)."""
+        return None if self._file is None else self._file.problem()
 
     @property
     def is_postgres(self) -> bool:

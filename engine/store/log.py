@@ -93,7 +93,7 @@ def _unix_ms(moment: datetime) -> int:
 
 def id_floor(moment: datetime) -> str:
     """The smallest notification id created at ``moment`` (millisecond precision)."""
-    return ID_PREFIX + ulid_floor(_unix_ms(moment))
+    return ID_PREFIX + ulid_floor(max(_unix_ms(moment), 0))  # before 1970: from the start
 
 
 def apply_filter(query: Select[Any], workspace_id: str, filters: LogFilter) -> Select[Any]:

@@ -66,7 +66,11 @@ class EncryptedJSON(TypeDecorator[Any]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Any) -> str | None:
-        return None if value is None else crypto.encrypt(json.dumps(value, separators=(",", ":")))
+        return (
+            None
+            if value is None
+            else crypto.encrypt(json.dumps(value, separators=(",", ":"), allow_nan=False))
+        )
 
     def process_result_value(self, value: str | None, dialect: Any) -> Any:
         return None if value is None else json.loads(crypto.decrypt(value))

@@ -28,6 +28,7 @@ from engine.templating.checks import (
     FIELD_TYPES,
     METHODS,
     header_name_problem,
+    header_template_problem,
     host_problem,
     parse_source_path,
     url_problem,
@@ -194,7 +195,12 @@ def _check_headers(headers: Any, auth_type: Any) -> Iterator[Problem]:
         if not isinstance(value, str):
             yield Problem(f"{where}.value", "a header value must be text", "error")
         else:
-            yield from check_template(value, f"{where}.value")
+            template_problems = list(check_template(value, f"{where}.value"))
+            yield from template_problems
+            if not any(p.severity == "error" for p in template_problems):
+                problem = header_template_problem(value, name if isinstance(name, str) else None)
+                if problem:
+                    yield Problem(f"{where}.value", problem, "error")
 
 
 def _check_fields(fields: Any) -> Iterator[Problem]:

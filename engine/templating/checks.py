@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from engine.netguard import is_address_allowed, parse_host_literal
-from engine.templating.errors import RenderError
+from engine.templating.errors import GuardProblem, RenderError
 from engine.templating.request import RenderSettings
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -31,7 +31,9 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 _SOURCE_PATH = re.compile(r"[^\s.]+(\.[^\s.]+)*")
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: C0 controls but tab, DEL, and the C1 controls (U+0080-U+009F, e.g. U+0085 NEL, which
+#: some HTTP stacks read as a line break).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 def url_problem(url: str, settings: RenderSettings) -> str | None:
@@ -85,10 +87,14 @@ def _parts_problem(url: str, settings: RenderSettings) -> str | None:
 
 
 def host_problem(host: str, settings: RenderSettings) -> str | None:
-    """Refuses a host written as a literal private/reserved address unless allowed."""
+    """Refuses a host written as a literal private/reserved address unless allowed (a
+    :class:`GuardProblem`: a render that meets it ends as ``ssrf_blocked``)."""
     address = parse_host_literal(host)
     if address is not None and not is_address_allowed(address, settings.allowed_networks):
-        return f"{host} is a private or reserved address (not in ALLOWED_NETWORKS)"
+        return GuardProblem(
+            f"{host} is a private or reserved address, refused by the private-network guard "
+            "(not in ALLOWED_NETWORKS)"
+        )
     return None
 
 
@@ -109,14 +115,34 @@ def _header_name_problem(name: str) -> str | None:
     return None
 
 
-def header_value_problem(value: str) -> str | None:
-    if _CONTROL.search(value):
-        return "a header value must not contain line breaks or control characters"
+def header_value_problem(value: str, name: str | None = None) -> str | None:
+    """Why ``value`` cannot be sent as header ``name``'s value (C0 and C1 controls but tab,
+    non-Latin-1 text), naming the header and the character; or None."""
+    control = _CONTROL.search(value)
+    header = f"the {name} header" if name else "a header value"
+    if control:
+        return (
+            f"{header} must not contain line breaks or control characters "
+            f"(found U+{ord(control.group()):04X})"
+        )
     try:
         value.encode("latin-1")
     except UnicodeEncodeError:
-        return "a header value can only hold Latin-1 characters (use | urlencode)"
+        return f"{header} can only hold Latin-1 characters (use | urlencode)"
     return None
+
+
+_TEMPLATE_TAGS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_TRIMMED_BEFORE = re.compile(r"\s+(?=\{[{%#]-)")
+_TRIMMED_AFTER = re.compile(r"(?<=-[}%#]\})\s+")
+
+
+def header_template_problem(template: str, name: str | None = None) -> str | None:
+    """:func:`header_value_problem` of the text a header value template writes itself
+    (outside its tags, less what ``{%-``/``-%}`` trim), so a control character typed into
+    the recipe is refused when it is saved, not first when a notification renders."""
+    text = _TRIMMED_AFTER.sub("", _TRIMMED_BEFORE.sub("", template))
+    return header_value_problem(_TEMPLATE_TAGS.sub("", text).strip(" \t"), name)
 
 
 def parse_source_path(path: Any) -> list[str] | None:

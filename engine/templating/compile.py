@@ -184,7 +184,7 @@ class _Compiler:
             value = self.part(row.get("value"), location)
             if type(value) is str:
                 value = value.strip(" \t")
-                problem = header_value_problem(value)
+                problem = header_value_problem(value, name)
                 if problem:
                     value = Failure(problem, location)
             self.plan.headers.append((name, value, location))

@@ -11,13 +11,25 @@ from engine.templating.limits import TemplateLimitError
 from engine.templating.wrapped import MissingVariableError
 
 
+class GuardProblem(str):
+    """A problem text that is a refusal by the private-network guard: a render failing with
+    it ends as ``ssrf_blocked`` (SPEC §5), not ``render_error``."""
+
+    code = "ssrf_blocked"
+
+
 class RenderError(Exception):
-    """A channel cannot be rendered with these variables; the notification fails, unretried."""
+    """A channel cannot be rendered with these variables; the notification fails, unretried.
+
+    ``code`` is ``render_error``, or ``ssrf_blocked`` when the message is a
+    :class:`GuardProblem` (a rendered URL naming a private address)."""
 
     code = "render_error"
 
     def __init__(self, message: str, *, location: str | None = None, variable: str | None = None):
         super().__init__(message)
+        if isinstance(message, GuardProblem):
+            self.code = GuardProblem.code
         self.message = message
         self.location = location
         self.variable = variable

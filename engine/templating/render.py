@@ -133,7 +133,7 @@ def _render(
     for name, value, location in plan.headers:
         if type(value) is not str:
             value = _evaluate(value, wrapped, location).strip(" \t")
-            problem = header_value_problem(value)
+            problem = header_value_problem(value, name)
             if problem:
                 raise RenderError(problem, location=location)
         headers.append((name, value))

@@ -20,7 +20,7 @@ from engine.store.types import utcnow
 from web.api.errors import ApiError
 from web.api.errors import init_app as init_errors
 from web.database import get_database
-from web.security import reject_non_json_number
+from web.json_input import JsonLimitError, load_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -104,7 +104,9 @@ def json_body() -> Any:
         raise ApiError(415, "send the body as application/json")
     raw = request.get_data(cache=True)
     try:
-        document = json.loads(raw, parse_constant=reject_non_json_number)
+        document = load_json(raw)
+    except JsonLimitError as exc:
+        raise ApiError(422, f"the request body is refused: {exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
     # Only escapes (or a UTF-16/32 body) can smuggle NUL or lone surrogates into strings, and

@@ -8,15 +8,18 @@ create, duplicate and rotate-secret). Lifecycle refusals are 409 (wrong state) o
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import current_app, request
+from sqlalchemy.exc import OperationalError
 
 from engine.campaigns import service
 from engine.campaigns import test_send as test_sends
 from engine.delivery.transport import Transport
 from engine.store import campaigns as campaign_store
 from engine.store import templates as template_store
+from engine.store.availability import is_deadlock
 from engine.store.models import Campaign
 from web import engine_settings, render_settings
 from web.activity_log import record_campaign, record_template
@@ -35,6 +38,7 @@ from web.schemas.campaign import (
 from web.schemas.template import template_to_json
 
 STATUSES = ("draft", "active", "paused", "archived")
+T = TypeVar("T")
 
 
 def _campaign(campaign_id: str, *, for_update: bool = False) -> Campaign:
@@ -113,25 +117,49 @@ def update_campaign(campaign_id: str) -> dict[str, Any]:
 
 @bp.delete("/campaigns/<campaign_id>")
 def delete_campaign(campaign_id: str) -> tuple[str, int]:
-    campaign = _campaign(campaign_id, for_update=True)
-    try:
-        service.delete_campaign(get_session(), campaign)
-    except service.CampaignError as exc:
-        raise _refused(exc) from None
-    record_campaign(get_session(), "campaign.deleted", campaign)
-    get_session().commit()
+    def delete() -> None:
+        campaign = _campaign(campaign_id)  # locked by the service, in the workers' order
+        try:
+            service.delete_campaign(get_session(), campaign)
+        except service.CampaignError as exc:
+            raise _refused(exc) from None
+        record_campaign(get_session(), "campaign.deleted", campaign)
+        get_session().commit()
+
+    _retrying_deadlocks(delete)
     return "", 204
 
 
 def _lifecycle(campaign_id: str, action: Any, kind: str, **kwargs: Any) -> dict[str, Any]:
-    campaign = _campaign(campaign_id, for_update=True)
-    try:
-        action(get_session(), campaign, **kwargs)
-    except service.CampaignError as exc:
-        raise _refused(exc) from None
-    record_campaign(get_session(), kind, campaign)
-    get_session().commit()
-    return campaign_to_json(campaign)
+    def change() -> Campaign:
+        campaign = _campaign(campaign_id, for_update=True)
+        try:
+            action(get_session(), campaign, **kwargs)
+        except service.CampaignError as exc:
+            raise _refused(exc) from None
+        record_campaign(get_session(), kind, campaign)
+        get_session().commit()
+        return campaign
+
+    return campaign_to_json(_retrying_deadlocks(change))
+
+
+#: A change that PostgreSQL picked as a deadlock's victim is tried again this many times in
+#: all (its locks are taken in the workers' order, so this is a safety net, not the plan).
+DEADLOCK_TRIES = 3
+
+
+def _retrying_deadlocks(change: Callable[[], T]) -> T:
+    tries = 1
+    while True:
+        try:
+            return change()
+        except OperationalError as exc:
+            if tries >= DEADLOCK_TRIES or not is_deadlock(exc):
+                raise
+            current_app.logger.warning("a deadlock was detected; the change is tried again")
+            get_session().rollback()
+            tries += 1
 
 
 @bp.post("/campaigns/<campaign_id>/activate")

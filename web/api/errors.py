@@ -6,17 +6,22 @@ to its messages, flat: ``{"webhook.body.fields[1].name": ["Missing data for requ
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from engine.store.db import expected_database_error
+from engine.store.availability import RateLimitedLog, describe, failure_class, is_unavailable_error
 from web.schemas.errors import flatten_messages
 
+#: Seconds a client is asked to wait (``Retry-After``) while the database is away.
+UNAVAILABLE_RETRY_AFTER = 5
+#: One log line per kind of database failure per this many seconds, however many requests.
+UNAVAILABLE_LOG_INTERVAL = 60.0
+
 API_PREFIX = "/api/"
-UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 _CODES = {
     400: "bad_request",
@@ -83,22 +88,36 @@ def init_app(app: Flask) -> None:
             message = "the request body is too large"
         return error_response(status, _CODES.get(status, "error"), message)
 
+    unavailable_log = RateLimitedLog(UNAVAILABLE_LOG_INTERVAL)
+    app.extensions["hookcast.unavailable_log"] = unavailable_log
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
-        reason = expected_database_error(exc)
-        if reason is not None:  # the database is down or restarting: one line, and a 503
-            current_app.logger.warning(
-                "%s %s: the database did not answer (%s)", request.method, request.path, reason
+        if is_unavailable_error(exc):
+            unavailable_log(
+                current_app.logger,
+                logging.WARNING,
+                failure_class(exc),
+                f"database unavailable, answering 503: {describe(exc)}",
             )
-            retry = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}
-            if not _is_api_request():
-                return "The database is not answering; try again shortly.", 503, retry
-            response = error_response(
-                503, "unavailable", "the database is not answering; try again shortly"
-            )
-            response.headers.update(retry)
-            return response
+            return unavailable_response()
         current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
         if not _is_api_request():
             return "Internal server error", 500
         return error_response(500, "internal_error", "an unexpected error occurred; it was logged")
+
+
+def unavailable_response() -> Response:
+    """503 while the database cannot be reached: the envelope under /api/, a short page
+    elsewhere, ``Retry-After`` on both."""
+    message = "the database cannot be reached right now; retry shortly"
+    if _is_api_request():
+        response = error_response(503, "unavailable", message)
+    else:
+        response = Response(
+            "Hookcast cannot reach its database right now. Try again in a moment.",
+            status=503,
+            mimetype="text/plain",
+        )
+    response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+    return response

@@ -50,7 +50,10 @@ _ERRORS = {
     413: "An event is larger than 256 KiB",
     415: "The body is not sent as application/json",
     422: "The body is well-formed but not valid; `details` names each bad field by its path, "
-    'list positions in brackets: `{"webhook.body.fields[1].name": [messages]}`',
+    'list positions in brackets: `{"webhook.body.fields[1].name": [messages]}`. Also JSON '
+    "nested deeper than 64 levels and numbers that do not fit a finite double",
+    503: "The database cannot be reached right now (code `unavailable`); retry after "
+    "`Retry-After` seconds",
 }
 
 
@@ -142,9 +145,10 @@ def build_document() -> dict[str, Any]:
     )
     spec.components.schema("Error", shapes.ERROR)
     for status, description in _ERRORS.items():
-        spec.components.response(
-            f"Error{status}", {"description": description, "content": json_content(ref("Error"))}
-        )
+        response = {"description": description, "content": json_content(ref("Error"))}
+        if status == 503:
+            response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+        spec.components.response(f"Error{status}", response)
     for name, schema in shapes.RESPONSES.items():
         spec.components.schema(name, schema)
     _register_request_schemas(spec)

@@ -80,7 +80,7 @@ def operation(
     # A path value that names nothing (or that no route matches) is a 404.
     missing = (404,) if any(p.get("in") == "path" for p in parameters) else ()
     scope = () if events_scope else (403,)
-    for status in sorted({401, *scope, *errors, *body_errors, *missing}):
+    for status in sorted({401, 503, *scope, *errors, *body_errors, *missing}):
         responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
     result: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if description:

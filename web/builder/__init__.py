@@ -11,7 +11,9 @@ from typing import Any
 from flask import Blueprint, Flask, redirect, url_for
 from werkzeug.wrappers import Response
 
-from web.database import get_session
+from engine.store.availability import check_database
+from web.api.errors import UNAVAILABLE_RETRY_AFTER
+from web.database import get_database
 
 bp = Blueprint("builder", __name__)
 
@@ -22,9 +24,14 @@ def index() -> Response:
 
 
 @bp.get("/healthz")
-def healthz() -> dict[str, Any]:
-    get_session().connection()  # proves the database answers
-    return {"status": "ok"}
+def healthz() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """200 ``{"status": "ok"}`` only when the database answers a trivial query (and, on
+    SQLite, the file is still the one this process opened); else 503 with the reason."""
+    problem = check_database(get_database())
+    if problem is None:
+        return {"status": "ok"}, 200, {"Cache-Control": "no-store"}
+    headers = {"Cache-Control": "no-store", "Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
+    return {"status": "unavailable", "database": problem}, 503, headers
 
 
 def init_app(app: Flask) -> None:

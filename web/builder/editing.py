@@ -27,6 +27,7 @@ from engine.templating.render import render_request
 from engine.templating.variables import build_variables, sample_variables
 from web import render_settings
 from web.database import get_session
+from web.json_input import JsonLimitError, load_json
 from web.schemas.channel import WebhookChannelSchema
 from web.schemas.errors import flatten_messages
 
@@ -82,7 +83,12 @@ def validation_failed(
 
 
 def json_payload() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    try:
+        data = load_json(request.get_data(cache=True)) if request.is_json else None
+    except JsonLimitError as exc:
+        raise EditorError(422, f"Not saved: {exc}.") from None
+    except ValueError:
+        data = None
     if not isinstance(data, dict):
         raise EditorError(400, "The page sent something that is not a JSON object. Reload it.")
     return data

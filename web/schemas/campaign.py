@@ -172,7 +172,7 @@ def test_send_to_json(result: TestSendResult) -> dict[str, Any]:
     answer: dict[str, Any] = {"notification_id": result.notification_id, "request": result.request}
     outcome = result.outcome
     if outcome is None:
-        answer["error"] = {"code": "render_error", "message": result.render_error}
+        answer["error"] = {"code": result.render_error_code, "message": result.render_error}
         return answer
     if outcome.status_code is not None:
         answer["response"] = {

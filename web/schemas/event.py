@@ -8,7 +8,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from engine.rules.patterns import MAX_EVENT_NAME_SEGMENTS
 from web.schemas.contact import MAX_ATTRIBUTES_BYTES, check_json_object_size
+from web.schemas.dates import StorableDateTime, storable_datetime_problem
 
 EVENT_NAME = re.compile(r"[A-Za-z0-9_\-:]+(\.[A-Za-z0-9_\-:]+)*")
 
@@ -33,7 +35,7 @@ class EventSchema(Schema):
     id = fields.String(validate=validate.Length(1, 255), allow_none=True)
     contact = fields.Nested(EventContactSchema, required=True)
     properties = fields.Dict(keys=fields.String(), load_default=dict)
-    occurred_at = fields.AwareDateTime(allow_none=True)
+    occurred_at = StorableDateTime(allow_none=True)
 
     @validates("name")
     def _name(self, value: str, **_: Any) -> None:
@@ -42,6 +44,8 @@ class EventSchema(Schema):
                 "must be dot-separated segments of letters, digits, _ - or : "
                 "(e.g. lead.status.update)"
             )
+        if value.count(".") >= MAX_EVENT_NAME_SEGMENTS:
+            raise ValidationError(f"must have at most {MAX_EVENT_NAME_SEGMENTS} segments")
 
 
 _EVENT_KEYS = frozenset({"name", "id", "contact", "properties", "occurred_at"})
@@ -65,6 +69,8 @@ def _plain_event(item: dict[str, Any], size: int) -> dict[str, Any] | None:
     name, contact = item.get("name"), item.get("contact")
     if not _string(name, 255) or not EVENT_NAME.fullmatch(name):
         return None
+    if name.count(".") >= MAX_EVENT_NAME_SEGMENTS:
+        return None
     client_id = item.get("id")
     if client_id is not None and not _string(client_id, 255):
         return None
@@ -87,7 +93,7 @@ def _plain_event(item: dict[str, Any], size: int) -> dict[str, Any] | None:
             occurred_at = datetime.fromisoformat(occurred_at)
         except (TypeError, ValueError):
             return None
-        if occurred_at.tzinfo is None:
+        if occurred_at.tzinfo is None or storable_datetime_problem(occurred_at):
             return None
     return {
         "name": name,

@@ -19,6 +19,7 @@ from engine.store.channel_states import ChannelWait
 from engine.store.log import LogFilter
 from engine.store.models import NOTIFICATION_STATUSES
 from web.log.explanations import explain_wait
+from web.schemas.dates import StorableDateTime
 
 SHORT = validate.Length(1, 255)
 
@@ -34,8 +35,8 @@ class NotificationFilterSchema(Schema):
     contact = fields.String(validate=SHORT)
     event = fields.String(validate=SHORT)
     test = fields.Boolean()
-    since = fields.AwareDateTime(default_timezone=UTC)
-    until = fields.AwareDateTime(default_timezone=UTC)
+    since = StorableDateTime(default_timezone=UTC)
+    until = StorableDateTime(default_timezone=UTC)
 
     @validates_schema
     def _range(self, data: dict[str, Any], **_: Any) -> None:

@@ -633,6 +633,28 @@ def test_allowed_networks_let_them_through(transport, receivers, host, which):
     assert len(server.log) == 1
 
 
+# IPv6 spellings of private IPv4 addresses: refused by what they embed (issue #14). None is
+# ever connected to: the guard refuses each before a socket is opened.
+EMBEDDED_PRIVATE_HOSTS = [
+    "[::127.0.0.1]",
+    "[::10.0.0.1]",
+    "[64:ff9b::7f00:1]",
+    "[64:ff9b::a9fe:a9fe]",
+    "[2002:7f00:1::1]",
+    "[2002:a00:1::1]",
+    "[2001:0:4136:e378:8000:63bf:80ff:fffe]",
+]
+
+
+@pytest.mark.parametrize("host", EMBEDDED_PRIVATE_HOSTS)
+def test_guard_judges_ipv6_by_the_ipv4_it_embeds(guarded, receivers, host):
+    outcome = guarded.send(post(f"http://{host}:{receivers['v4'].port}/hook"), timeout=5)
+    assert outcome.error_code == "ssrf_blocked"
+    assert "private-network guard" in outcome.error_message
+    assert outcome.remote_address is None
+    assert all(s.log == [] for s in receivers.values())
+
+
 def test_allowing_one_network_does_not_allow_another(receivers):
     with Transport(allowed_networks=parse_networks("127.0.0.1/32")) as transport:
         assert transport.send(post(f"http://127.0.0.1:{receivers['v4'].port}/hook"), timeout=5)
@@ -687,6 +709,10 @@ def test_dns_rebinding_cannot_swap_the_checked_address(receivers):
         ["127.0.0.1", "10.0.0.5"],  # one refused answer refuses the name
         ["::ffff:10.0.0.5"],
         ["fd00::1"],
+        ["::10.0.0.5"],
+        ["64:ff9b::a00:5"],
+        ["2002:a00:5::1"],
+        ["2001:0:4136:e378:8000:63bf:f5ff:fffa"],  # Teredo, client 10.0.0.5
     ],
 )
 def test_names_resolving_to_refused_addresses_are_blocked(receiver, answers):

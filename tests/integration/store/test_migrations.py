@@ -373,7 +373,6 @@ def test_revision_0003_keeps_keys_users_and_memberships(empty_database: Database
         assert record is not None and record.scope == "full" and record.name == "crm"
         assert accounts.count_owners(session, "ws_1") == 1
         assert accounts.get_user_by_email(session, "kept@example.com").password_hash == "hash"
-
     config = migrate.alembic_config(empty_database)
     with empty_database.engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -384,3 +383,48 @@ def test_revision_0003_keeps_keys_users_and_memberships(empty_database: Database
     assert "scope" not in columns
     with empty_database.engine.connect() as connection:
         assert connection.execute(text("SELECT name FROM api_keys")).scalars().all() == ["crm"]
+
+
+def test_revision_0005_turns_stored_infinity_and_nan_into_null(empty_database: Database) -> None:
+    """0.1.0 on SQLite stored ``1e400`` as Infinity; 0005 repairs it, keeping everything else
+    (on PostgreSQL, which never stored them, the data simply comes through)."""
+    crypto.configure_encryption(TEST_ENCRYPTION_KEY)
+    migrate.upgrade(empty_database, "0002")
+    with empty_database.transaction() as session:
+        workspace = accounts.create_workspace(session, "Released")
+        contact = factories.make_contact(session, workspace.id, "c-1")
+        other = factories.make_contact(session, workspace.id, "c-2")
+        contact.attributes = {"score": 1, "note": "Infinity and NaN, as words"}
+        other.attributes = {"plan": "pro"}
+        contact_id, other_id = contact.id, other.id
+    if empty_database.dialect == "sqlite":  # what 0.1.0 wrote for 1e400, -1e400 and NaN
+        with empty_database.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "UPDATE contacts SET attributes = "
+                    """'{"score": Infinity, "low": -Infinity, "odd": [NaN, 2], """
+                    """"note": "Infinity and NaN, as words"}' WHERE id = :id"""
+                ),
+                {"id": contact_id},
+            )
+    migrate.upgrade(empty_database)
+    assert migrate.current_revision(empty_database) == migrate.head_revision(empty_database)
+    with empty_database.engine.connect() as connection:
+        rows = dict(connection.execute(text("SELECT id, attributes FROM contacts")).all())
+    stored = {key: json.loads(value, parse_constant=pytest.fail) if isinstance(value, str)
+              else value for key, value in rows.items()}  # fmt: skip
+    if empty_database.dialect == "sqlite":
+        assert stored[contact_id] == {
+            "score": None,
+            "low": None,
+            "odd": [None, 2],
+            "note": "Infinity and NaN, as words",
+        }
+    else:
+        assert stored[contact_id] == {"score": 1, "note": "Infinity and NaN, as words"}
+    assert stored[other_id] == {"plan": "pro"}
+    config = migrate.alembic_config(empty_database)
+    with empty_database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    assert migrate.current_revision(empty_database) == "0002"

@@ -78,6 +78,8 @@ def test_index_answers_for_many_campaigns():
         (["lead."], [("trigger.events[0]", "has an empty segment (two dots, or a dot at an end)")]),
         (["lead create"], [("trigger.events[0]", "must not contain spaces")]),
         (["x"] * 101, [("trigger.events", "at most 100 patterns")]),
+        ([".".join(["*"] * 32)], []),
+        ([".".join(["**"] * 33)], [("trigger.events[0]", "must have at most 32 segments")]),
     ],
 )
 def test_validate_event_patterns(patterns, expected):
@@ -106,3 +108,52 @@ def test_index_agrees_with_pattern_matches(entries, names):
             if any(pattern_matches(p, name) for p in patterns)
         }
         assert index.match(name) == naive
+
+
+def _reference_match(pattern: str, name: str) -> bool:
+    """Plain recursion, obviously right and only used on short inputs."""
+
+    def rest(segments: list[str], names: list[str]) -> bool:
+        if not segments:
+            return not names
+        head, tail = segments[0], segments[1:]
+        if head == "**":
+            return any(rest(tail, names[end:]) for end in range(1, len(names) + 1))
+        return bool(names) and head in ("*", names[0]) and rest(tail, names[1:])
+
+    return rest(pattern.split("."), name.split("."))
+
+
+@settings(max_examples=300)
+@given(pattern=_patterns, name=_names)
+def test_pattern_matches_agrees_with_a_plain_recursion(pattern, name):
+    assert pattern_matches(pattern, name) is _reference_match(pattern, name)
+
+
+@settings(max_examples=100)
+@given(
+    entries=st.lists(st.lists(_patterns, min_size=1, max_size=3), min_size=1, max_size=12),
+    names=st.lists(_names, min_size=1, max_size=20),
+)
+def test_index_is_right_when_its_state_cache_is_forgotten_midway(entries, names):
+    index = EventPatternIndex(enumerate(entries))
+    if index._automaton is not None:
+        index._automaton.MAX_CACHED_STATES = 3
+    for name in names * 2:
+        expected = {
+            key
+            for key, patterns in enumerate(entries)
+            if any(_reference_match(p, name) for p in patterns)
+        }
+        assert index.match(name) == expected
+
+
+def test_hostile_patterns_match_in_one_pass_over_the_name():
+    # Issue #14: 100 patterns of 85 wildcards against 127-segment names took seconds an
+    # event. Each segment is now one step of one automaton: the states it builds stay few.
+    patterns = [".".join("**" if (i >> k) & 1 else "*" for k in range(85)) for i in range(100)]
+    index = EventPatternIndex([(i, [p]) for i, p in enumerate(patterns)])
+    name = ".".join(f"s{n}" for n in range(127))
+    # 85 segments take 127 names when at least one of them is a ``**``: all but pattern 0.
+    assert index.match(name) == set(range(1, 100))
+    assert len(index._automaton._table.bits) <= 2 + 127

@@ -253,3 +253,33 @@ def test_value_field_with_fallback_does_not_warn_and_source_without_does() -> No
     assert warnings(channel(body={"mode": "mapping", "fields": fields})) == [
         ("body.fields[1].source", "contact.email")
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "found"),
+    [
+        ("abc\x85def", "U+0085"),
+        ("a\x9bb {{ contact.id }}", "U+009B"),
+        ("{{ contact.id }}\x00", "U+0000"),
+        ("line\nbreak", "U+000A"),
+        ("{% if contact.vip %}\n{{ contact.id }}{% endif %}", "U+000A"),
+    ],
+)
+def test_control_characters_in_a_header_value_are_refused_at_save(value, found) -> None:
+    data = channel(headers=[{"name": "X-Tag", "value": value}])
+    [problem] = [p for p in validate_channel(data, SETTINGS) if p.severity == "error"]
+    assert problem.location == "headers[0].value"
+    assert "X-Tag header" in problem.message and found in problem.message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "tab\tinside",
+        "caf\xe9",
+        "{%- if contact.vip -%}\n  {{ contact.id }}\n{%- endif %}",
+        "{{ contact.id }}{# a\nnote #}",
+    ],
+)
+def test_header_values_without_control_characters_are_saved(value) -> None:
+    assert errors(channel(headers=[{"name": "X-Tag", "value": value}])) == []

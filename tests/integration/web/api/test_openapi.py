@@ -9,9 +9,11 @@ a real HTTP request (its own tests use a loopback receiver).
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+import pytest
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
@@ -209,3 +211,156 @@ def test_nul_and_unpaired_surrogates_are_refused_not_stored(api: Any) -> None:
     )
     assert paired.status_code == 201
     assert paired.get_json()["attributes"]["name"] == "\U0001f600"
+
+
+# --- hostile bodies (issue #14) -------------------------------------------------------------
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+#: Raw JSON text put in place of one value of a valid body: numbers that overflow a double,
+#: nesting past the limit (and past Python's recursion limit), control characters, text no
+#: database column holds, and event names and patterns over their segment limits.
+HOSTILE_VALUES = [
+    "1e400",
+    "-1e400",
+    "1e309",
+    "1" + "0" * 400,
+    "-" + "9" * 5000,
+    "NaN",
+    "-Infinity",
+    _nested(70),
+    _nested(3000),
+    '{"a":' * 100 + "1" + "}" * 100,
+    '"x\\u0085y"',
+    '"\\u0000"',
+    '"\\udfff"',
+    '"9999-12-31T23:59:59-23:59"',
+    '"0001-01-01T00:00:00+23:59"',
+    '"' + ".".join(["**"] * 80) + '"',
+    '"' + ".".join(["s"] * 100) + '"',
+]
+_SENTINEL = "__hostile__"
+
+
+def _leaf_paths(value: Any, path: tuple = ()) -> list[tuple]:
+    if isinstance(value, dict) and value:
+        return [p for key, item in value.items() for p in _leaf_paths(item, (*path, key))]
+    if isinstance(value, list) and value:
+        return [p for index, item in enumerate(value) for p in _leaf_paths(item, (*path, index))]
+    return [path]
+
+
+def _with_sentinel(value: Any, path: tuple) -> Any:
+    if not path:
+        return _SENTINEL
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: _with_sentinel(value.get(head), rest)}
+    copy = list(value)
+    copy[head] = _with_sentinel(copy[head], rest)
+    return copy
+
+
+def _valid_bodies(known: dict[str, str]) -> dict[tuple[str, str], Any]:
+    """A body each operation accepts, so a hostile value reaches as far in as it can."""
+    webhook = {"url": LOOPBACK_HOOK, "headers": [{"name": "X-A", "value": "{{ contact.id }}"}]}
+    event = {
+        "name": "order.paid",
+        "id": "hostile-1",
+        "contact": {"external_id": "c-1", "attributes": {"score": 1, "tags": ["a"]}},
+        "properties": {"amount": 4.5, "nested": {"list": [1, 2]}},
+        "occurred_at": "2026-11-30T10:00:00Z",
+    }
+    campaign = {
+        "name": "Hostile",
+        "trigger": {
+            "type": "event",
+            "events": ["order.*"],
+            "conditions": {"field": "event.properties.amount", "op": "gt", "value": 1},
+        },
+        "audience": {"conditions": {"field": "contact.score", "op": "lt", "value": 10}},
+        "webhook": webhook,
+    }
+    return {
+        ("POST", "/events"): event,
+        ("PUT", "/contacts/{external_id}"): {"attributes": {"score": 2, "deep": {"a": [1]}}},
+        ("POST", "/campaigns"): campaign,
+        ("PATCH", "/campaigns/{campaign_id}"): campaign,
+        ("POST", "/templates"): {"name": "T", "webhook": webhook},
+        ("PATCH", "/templates/{template_id}"): {"name": "T", "webhook": webhook},
+        ("POST", "/render"): {
+            "webhook": webhook,
+            "contact": {"attributes": {"score": 1}},
+            "event": {"name": "a", "properties": {"n": 1}},
+        },
+    }
+
+
+def test_hostile_values_anywhere_in_a_body_are_4xx_never_5xx(app: Flask, api: Any) -> None:
+    """Every hostile value in turn, in place of each value of a body the operation accepts
+    (and of a generated one): a 4xx with the envelope, never a 5xx, nothing unreadable."""
+    known = _seed(api)
+    valid = _valid_bodies(known)
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    with_body = [
+        op for op in operations if (op.method.upper(), op.path) not in NOT_FUZZED and op.body
+    ]
+    assert len(with_body) >= 8
+    assert set(valid) <= {(op.method.upper(), op.path) for op in with_body}
+    sent = 0
+    answers: dict[int, int] = {}
+    for operation in with_body:
+        key = (operation.method.upper(), operation.path)
+        generated: list[Any] = []
+
+        @settings(  # one generated body per operation, beside the known good one
+            max_examples=1,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operation.as_strategy(GenerationMode.POSITIVE))
+        def collect(case: Any) -> None:
+            generated.append(case.body)  # noqa: B023 - run right below, in this iteration
+
+        collect()
+        bodies = [valid[key]] if key in valid else []
+        bodies += [b for b in generated[:1] if isinstance(b, dict | list) and b]
+        params = {name: known.get(name, "x") for name in re.findall(r"{(\w+)}", operation.path)}
+        path = operation.path.format(**params)
+        for body in bodies or [{}]:
+            leaves = _leaf_paths(body) if body else [("x",)]
+            for leaf in leaves:
+                raw_template = json.dumps(_with_sentinel(body, leaf))
+                for hostile in HOSTILE_VALUES:
+                    raw = raw_template.replace(f'"{_SENTINEL}"', hostile)
+                    response = api.request(key[0], path, data=raw, content_type="application/json")
+                    sent += 1
+                    answers[response.status_code] = answers.get(response.status_code, 0) + 1
+                    assert response.status_code < 500, (
+                        path,
+                        raw[:300],
+                        response.get_data(as_text=True),
+                    )
+                    if response.status_code >= 400:
+                        error = response.get_json()["error"]
+                        assert set(error) == {"code", "message", "details"}
+    assert (
+        sent > 500
+        and len(answers) > 1
+        and not answers.keys() - {200, 201, 202, 204, 400, 409, 413, 422}
+    ), answers
+    manual_retry.wait_for_background_jobs()
+    # Whatever was accepted reads back as strict JSON: no NaN or Infinity anywhere.
+    for path in ("/contacts", "/campaigns", "/templates", "/notifications", "/contacts/c-1"):
+        text = api.get(path).get_data(as_text=True)
+        json.loads(text, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    pytest.fail(f"{name} was stored and read back")

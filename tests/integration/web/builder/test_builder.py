@@ -564,3 +564,24 @@ def test_campaign_pages_link_to_health_and_the_filtered_log(logged_in, api) -> N
     listing = logged_in.get("/campaigns").get_data(as_text=True)
     assert f"/campaigns/{campaign_id}/health" in listing
     assert logged_in.get(f"/campaigns/{campaign_id}/health").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ('{"contact": {"attributes": {"score": 1e400}}}', "too large"),
+        ('{"contact": {"attributes": ' + "[" * 3000 + "]" * 3000 + "}}", "64 levels"),
+    ],
+)
+def test_builder_json_keeps_the_api_limits(
+    logged_in: FlaskClient, token: str, campaign_id: str, raw: str, words: str
+) -> None:
+    for action in ("preview", "save"):
+        response = logged_in.post(
+            f"/campaigns/{campaign_id}/{action}",
+            data=raw,
+            content_type="application/json",
+            headers={"X-CSRFToken": token},
+        )
+        assert response.status_code == 422, response.get_data(as_text=True)
+        assert words in response.get_json()["error"]["message"]
