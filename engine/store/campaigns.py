@@ -7,14 +7,17 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.store.models import Campaign, ScheduleRun
+from engine.store.models import OPERATIONAL_TRIGGER, Campaign, ScheduleRun
+
+#: Campaigns as people see them: not the hidden alerts webhook (``engine.store.alerts_webhook``).
+_LISTED = Campaign.trigger_type != OPERATIONAL_TRIGGER
 
 
 def list_campaigns(session: Session, workspace_id: str) -> list[Campaign]:
     return list(
         session.scalars(
             select(Campaign)
-            .where(Campaign.workspace_id == workspace_id)
+            .where(Campaign.workspace_id == workspace_id, _LISTED)
             .order_by(Campaign.id.desc())
         )
     )
@@ -31,7 +34,7 @@ def list_campaigns_page(
 ) -> list[Campaign]:
     """Newest first, keyset-paginated on the id (ids sort by creation time): the ``limit``
     older than ``before_id``, or the ``limit`` just newer than ``after_id``."""
-    query = select(Campaign).where(Campaign.workspace_id == workspace_id)
+    query = select(Campaign).where(Campaign.workspace_id == workspace_id, _LISTED)
     if status:
         query = query.where(Campaign.status == status)
     if after_id:
@@ -46,7 +49,7 @@ def get_campaign(
     session: Session, workspace_id: str, campaign_id: str, *, for_update: bool = False
 ) -> Campaign | None:
     query = select(Campaign).where(
-        Campaign.workspace_id == workspace_id, Campaign.id == campaign_id
+        Campaign.workspace_id == workspace_id, Campaign.id == campaign_id, _LISTED
     )
     if for_update:
         query = query.with_for_update()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.loopback_receiver import Receiver
+from tests.integration.smtp_server import SmtpServer
 
 
 @pytest.fixture
@@ -16,3 +17,20 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that wants user ``hookcast``, password ``p@ss:word``."""
+    server = SmtpServer(user="hookcast", password="p@ss:word")
+    yield server
+    server.close()
+
+
+def mail_settings(server: SmtpServer) -> dict[str, str]:
+    """Configuration that sends email through ``server`` (the password percent-encoded)."""
+    return {
+        "SMTP_URL": f"smtp://hookcast:p%40ss%3Aword@127.0.0.1:{server.port}",
+        "MAIL_FROM": "Hookcast <hookcast@acme.test>",
+        "BASE_URL": "https://hookcast.acme.test",
+    }
