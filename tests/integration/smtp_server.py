@@ -57,7 +57,9 @@ class SmtpServer:
                 "auth_require_tls": False,
                 "auth_exclude_mechanism": ["LOGIN"],  # smtplib then logs in with PLAIN
             }
-        self._controller: Controller | None = Controller(Handler(), hostname="127.0.0.1", port=self.port, **options)
+        self._controller: Controller | None = Controller(
+            Handler(), hostname="127.0.0.1", port=self.port, **options
+        )
         self._controller.start()  # type: ignore[union-attr]
 
     def url(self) -> str:
