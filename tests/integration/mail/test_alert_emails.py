@@ -159,12 +159,14 @@ def test_a_failing_alerts_webhook_never_alerts_about_itself(
         wait_for(lambda: len(ops_receiver.requests) == 7)
         with db.session() as session:
             wait_for(
-                lambda: session.scalar(
-                    select(func.count())
-                    .select_from(Notification)
-                    .where(Notification.campaign_id == hook.id, Notification.status == "failed")
+                lambda: (
+                    session.scalar(
+                        select(func.count())
+                        .select_from(Notification)
+                        .where(Notification.campaign_id == hook.id, Notification.status == "failed")
+                    )
+                    == 7
                 )
-                == 7
             )
     with db.session() as session:
         stored = session.get(Campaign, hook.id)
