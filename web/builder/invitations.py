@@ -78,4 +78,4 @@ def wants_invitation(db: Session, email: str) -> bool:
     try:
         return accounts.get_user_by_email(db, accounts.normalize_email(email)) is None
     except accounts.AccountError:
-        return False
+        return True  # invite() names what is wrong with the address
