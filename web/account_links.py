@@ -14,7 +14,17 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
 from engine.store import (
@@ -53,7 +63,7 @@ def _no_referrer(response: Response) -> Response:
 
 
 def _page(template: str, status: int = 200, **context: Any) -> Response:
-    response = Response(render_template(template, **context), status=status)
+    response = make_response(render_template(template, **context), status)
     return _no_referrer(response)
 
 
