@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+import ssl
 import threading
 from email.message import EmailMessage
 
@@ -24,7 +25,14 @@ class SmtpServer:
     the accepted mails, parsed. ``refuse = True`` answers every mail with 451. With a user,
     a mail from a client that did not log in is refused (530), a wrong password gets 535."""
 
-    def __init__(self, *, user: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        starttls: ssl.SSLContext | None = None,
+        implicit_tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.messages: list[EmailMessage] = []
         self.refuse = False
         self._lock = threading.Lock()
@@ -57,6 +65,10 @@ class SmtpServer:
                 "auth_require_tls": False,
                 "auth_exclude_mechanism": ["LOGIN"],  # smtplib then logs in with PLAIN
             }
+        if starttls is not None:
+            options.update(tls_context=starttls, require_starttls=True)
+        if implicit_tls is not None:
+            options["ssl_context"] = implicit_tls
         self._controller: Controller | None = Controller(
             Handler(), hostname="127.0.0.1", port=self.port, **options
         )
