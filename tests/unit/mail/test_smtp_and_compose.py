@@ -101,3 +101,21 @@ def test_a_subject_stays_on_one_line():
     )
     assert "\n" not in message["Subject"] and message["Bcc"] is None
     assert "https://h.example.com/invitations/tok" in message.get_body(("plain",)).get_content()
+
+
+def test_mail_backoff_then_giving_up():
+    from datetime import UTC, datetime, timedelta
+
+    from engine.store import mail_queue
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    waits = [mail_queue.next_retry(n, now) for n in range(1, mail_queue.MAX_ATTEMPTS + 1)]
+    assert [w - now for w in waits[:-1]] == [
+        timedelta(minutes=1),
+        timedelta(minutes=5),
+        timedelta(minutes=15),
+        timedelta(hours=1),
+        timedelta(hours=3),
+        timedelta(hours=6),
+    ]
+    assert waits[-1] is None  # the 7th failed attempt is the last
