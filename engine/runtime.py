@@ -20,8 +20,18 @@ from engine.campaigns import manual_retry
 from engine.campaigns.schedules import run_due_schedules
 from engine.delivery.transport import Transport
 from engine.delivery.worker import Worker
+from engine.mail.sender import MailSender
 from engine.settings import EngineSettings
-from engine.store import Database, activity, log, login_sessions, login_throttle, outbox
+from engine.store import (
+    Database,
+    activity,
+    log,
+    login_sessions,
+    login_throttle,
+    mail_queue,
+    notices,
+    outbox,
+)
 from engine.store.availability import RateLimitedLog, describe, failure_class, is_unavailable_error
 from engine.store.types import utcnow
 from engine.templating.request import RenderSettings
@@ -33,6 +43,9 @@ POLL_SECONDS = 5
 LEASE_RECOVERY_SECONDS = 15
 PURGE_SECONDS = 3600
 SCHEDULE_TICK_SECONDS = 10
+MAIL_POLL_SECONDS = 5
+#: Sent and failed mail is kept this long (failed mail is listed to owners meanwhile).
+MAIL_KEEP_DAYS = 14
 STOP_GRACE_SECONDS = 10.0
 #: Bulk retry jobs left queued/running by a stopped process are resumed once, soon after start.
 BULK_RESUME_DELAY_SECONDS = 2
@@ -56,6 +69,8 @@ class EngineRuntime:
             from engine.delivery.outbox_listener import OutboxListener
 
             self.listener = OutboxListener(database.url, self.worker.wake)
+        self.mail_sender = MailSender(database, settings) if settings.mail_enabled else None
+        notices.configure(alert_emails=settings.mail_enabled, base_url=settings.base_url)
 
     def start(self) -> None:
         add = self.scheduler.add_job
@@ -87,6 +102,14 @@ class EngineRuntime:
             id="schedule-tick",
             next_run_time=utcnow(),
         )
+        if self.mail_sender is not None:
+            add(
+                self.send_mail,
+                "interval",
+                seconds=MAIL_POLL_SECONDS,
+                id="mail-sender",
+                next_run_time=utcnow(),
+            )
         self.scheduler.start()
         if self.listener is not None:
             self.listener.start()
@@ -155,6 +178,12 @@ class EngineRuntime:
             activity.purge_expired(session, now)
             login_sessions.purge_expired(session, now, limits)
             login_throttle.purge_stale(session, now, login_throttle.ThrottlePolicy())
+            mail_queue.purge(session, now - timedelta(days=MAIL_KEEP_DAYS))
+
+    def send_mail(self) -> None:
+        """Send the queued mail that is due (its own scheduler job, off the dispatcher)."""
+        if self.mail_sender is not None:
+            self.mail_sender.send_due()
 
     def resume_bulk_jobs(self) -> None:
         """Finish bulk retry jobs a stopped process left unfinished (runs once per start)."""

@@ -17,6 +17,7 @@ from flask import Flask, current_app
 
 from engine import crypto
 from engine.settings import EngineSettings
+from engine.store import notices
 from engine.templating.request import RenderSettings
 from web.logconfig import check_log_format
 
@@ -41,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_IDLE_HOURS": 12,
     "SESSION_LIFETIME_DAYS": 14,
     "PROXY_HOPS": 0,
+    "SMTP_URL": "",
+    "MAIL_FROM": "",
+    "BASE_URL": "",
     # One API request holds at most a batch of 1000 events; each event is capped at
     # 256 KiB on its own. Larger requests are refused with 413 before they are read.
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
@@ -73,11 +77,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     _check_config(app)
 
-    from web import api, auth, builder, database, log, metrics, security
+    from web import account_links, api, auth, builder, database, log, metrics, security
 
     database.init_app(app)
     security.init_app(app)
     auth.init_app(app)
+    account_links.init_app(app)
     api.init_app(app)
     builder.init_app(app)
     log.init_app(app)
@@ -115,3 +120,4 @@ def _check_config(app: Flask) -> None:
     # The cookie outlives no session: it expires with the session's absolute lifetime.
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(days=settings.session_lifetime_days)
     crypto.configure_encryption(app.config["ENCRYPTION_KEY"])
+    notices.configure(alert_emails=settings.mail_enabled, base_url=settings.base_url)

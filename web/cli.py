@@ -58,6 +58,10 @@ ENCRYPTION_KEY = {encryption_key!r}
 # SESSION_IDLE_HOURS = 12
 # SESSION_LIFETIME_DAYS = 14
 # PROXY_HOPS = 0  # 1 behind one reverse proxy that sets X-Forwarded-For/-Proto
+# Email (alerts, invitations, password reset); unset SMTP_URL means no email:
+# SMTP_URL = "smtp+starttls://user:password@smtp.example.com:587"  # or smtp://, smtps://
+# MAIL_FROM = "Hookcast <hookcast@example.com>"
+# BASE_URL = "https://hookcast.example.com"  # the public address used in links
 """
 
 

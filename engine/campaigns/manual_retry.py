@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from engine.campaigns.service import channel_with_secrets
-from engine.store import Database, log_bulk
+from engine.store import Database, log_bulk, notices
 from engine.store import log as log_store
 from engine.store.log import LogActionError, LogFilter
 from engine.store.models import (
@@ -185,6 +185,7 @@ def run_bulk_retry(
                 job.status = "done"
                 job.total = job.done  # what was actually retried, so progress ends full
                 job.finished_at = now
+                notices.bulk_retry_finished(session, job, now)
                 return
 
 

@@ -41,6 +41,13 @@ KINDS = (
     "member.removed",
     "notification.retried",
     "notifications.bulk_retried",
+    "member.invited",
+    "member.invitation_revoked",
+    "member.joined",
+    "password.reset",
+    "alerts_webhook.saved",
+    "alerts_webhook.secret_rotated",
+    "alerts_webhook.removed",
 )
 
 

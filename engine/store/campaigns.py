@@ -8,14 +8,17 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from engine.store.models import Campaign, Notification, ScheduleRun, Workspace
+from engine.store.models import OPERATIONAL_TRIGGER, Campaign, Notification, ScheduleRun, Workspace
+
+#: Campaigns as people see them: not the hidden alerts webhook (``engine.store.alerts_webhook``).
+_LISTED = Campaign.trigger_type != OPERATIONAL_TRIGGER
 
 
 def list_campaigns(session: Session, workspace_id: str) -> list[Campaign]:
     return list(
         session.scalars(
             select(Campaign)
-            .where(Campaign.workspace_id == workspace_id)
+            .where(Campaign.workspace_id == workspace_id, _LISTED)
             .order_by(Campaign.id.desc())
         )
     )
@@ -32,7 +35,7 @@ def list_campaigns_page(
 ) -> list[Campaign]:
     """Newest first, keyset-paginated on the id (ids sort by creation time): the ``limit``
     older than ``before_id``, or the ``limit`` just newer than ``after_id``."""
-    query = select(Campaign).where(Campaign.workspace_id == workspace_id)
+    query = select(Campaign).where(Campaign.workspace_id == workspace_id, _LISTED)
     if status:
         query = query.where(Campaign.status == status)
     if after_id:
@@ -47,7 +50,7 @@ def get_campaign(
     session: Session, workspace_id: str, campaign_id: str, *, for_update: bool = False
 ) -> Campaign | None:
     query = select(Campaign).where(
-        Campaign.workspace_id == workspace_id, Campaign.id == campaign_id
+        Campaign.workspace_id == workspace_id, Campaign.id == campaign_id, _LISTED
     )
     if for_update:
         query = query.with_for_update()

@@ -17,8 +17,9 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from engine.ids import new_id
+from engine.store import notices
 from engine.store.claims import AttemptRecord, SettleSummary
-from engine.store.models import Alert, Campaign, Notification
+from engine.store.models import OPERATIONAL_TRIGGER, Alert, Campaign, Notification
 from engine.store.wakeups import announce_new_notifications
 
 ALERT_THRESHOLDS = (5, 10, 15)
@@ -72,6 +73,7 @@ def update_health(
                 Campaign.webhook_disabled,
                 Campaign.workspace_id,
                 Campaign.name,
+                Campaign.trigger_type,
             )
             .execution_options(synchronize_session=False)
         ).one_or_none()
@@ -80,6 +82,8 @@ def update_health(
         if row.webhook_disabled:
             disabled.add(cid)
             continue
+        if row.trigger_type == OPERATIONAL_TRIGGER:
+            continue  # the alerts webhook never alerts, disables or reports about itself
         campaign = last.claimed.campaign
         count = row.consecutive_failures
         before = count - failures
@@ -100,11 +104,8 @@ def update_health(
                 )
                 _add_alert(
                     session,
-                    row.workspace_id,
-                    cid,
-                    f"failures_{threshold}",
+                    _facts(row, last, f"failures_{threshold}", threshold),
                     message,
-                    threshold,
                     now,
                     summary,
                 )
@@ -114,33 +115,49 @@ def update_health(
                 f"The webhook of campaign \u201c{row.name}\u201d was disabled: {reason}. "
                 "Notifications are held until it is enabled again."
             )
-            _add_alert(session, row.workspace_id, cid, "disabled", message, count, now, summary)
+            facts = _facts(row, last, "disabled", count, reason)
+            _add_alert(session, facts, message, now, summary)
             summary.disabled_campaigns.append(cid)
             disabled.add(cid)
     return disabled
 
 
+def _facts(
+    row: Any, last: AttemptRecord, kind: str, failures: int, reason: str | None = None
+) -> notices.EndpointAlert:
+    return notices.EndpointAlert(
+        workspace_id=row.workspace_id,
+        campaign_id=last.claimed.campaign.id,
+        campaign_name=row.name,
+        kind=kind,
+        consecutive_failures=failures,
+        last_error_code=last.error_code,
+        last_error_message=last.error_message,
+        notification_id=last.claimed.id,
+        reason=reason,
+    )
+
+
 def _add_alert(
     session: Session,
-    workspace_id: str,
-    campaign_id: str,
-    kind: str,
+    facts: notices.EndpointAlert,
     message: str,
-    failures: int,
     now: datetime,
     summary: SettleSummary,
 ) -> None:
+    """The in-app alert, and in the same transaction its emails and operational event."""
     alert = Alert(
         id=new_id("alr"),
-        workspace_id=workspace_id,
-        campaign_id=campaign_id,
-        kind=kind,
+        workspace_id=facts.workspace_id,
+        campaign_id=facts.campaign_id,
+        kind=facts.kind,
         message=message,
-        consecutive_failures=failures,
+        consecutive_failures=facts.consecutive_failures,
         created_at=now,
     )
     session.add(alert)
     summary.alerts.append(alert.id)
+    notices.endpoint_alert(session, facts, now)
 
 
 # -- disable, hold, release -------------------------------------------------------------------
@@ -212,7 +229,7 @@ def release_held_notifications(
 
 
 def enable_webhook(
-    session: Session, workspace_id: str, campaign_id: str, now: datetime
+    session: Session, workspace_id: str, campaign_id: str, now: datetime, actor: str = ""
 ) -> tuple[Campaign, int] | None:
     """Re-enable a campaign's webhook: reset its health and release held notifications.
 
@@ -225,6 +242,8 @@ def enable_webhook(
     )
     if campaign is None:
         return None
+    if campaign.webhook_disabled and campaign.trigger_type != OPERATIONAL_TRIGGER:
+        notices.endpoint_enabled(session, campaign, actor, now)
     campaign.webhook_disabled = False
     campaign.consecutive_failures = 0
     campaign.disabled_reason = None

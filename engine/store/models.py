@@ -89,6 +89,8 @@ class User(Base):
     id: Mapped[str] = _id("usr")
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    #: Whether this user, as an owner, gets endpoint alerts by email (Settings → Account).
+    alert_emails: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -424,6 +426,77 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(40))
+
+
+#: ``trigger_type`` of a workspace's alerts webhook: a hidden channel that only carries
+#: operational events (``endpoint.failing`` …), never listed or matched as a campaign.
+OPERATIONAL_TRIGGER = "operational"
+MAIL_STATUSES = ("pending", "sent", "failed")
+
+
+class MailMessage(Base):
+    """One email in the durable queue, written in the transaction that caused it.
+
+    ``kind`` names its templates (``templates/mail/<kind>.*``) and ``params`` their values,
+    encrypted (an invitation's or reset's link is in them); the worker renders and sends it.
+    ``next_attempt_at`` is when it is due, or its lease's end while a worker sends it.
+    """
+
+    __tablename__ = "mail_messages"
+    __table_args__ = (
+        Index(
+            "ix_mail_messages_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_mail_messages_workspace", "workspace_id", "status"),
+    )
+
+    id: Mapped[str] = _id("mail")
+    workspace_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    to_address: Mapped[str] = mapped_column(String(320))
+    params: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
+    subject: Mapped[str | None] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    sent_at: Mapped[datetime | None]
+
+
+class Invitation(Base):
+    """An owner's invitation to join a workspace; only the link token's hash is stored."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[str] = _id("inv")
+    workspace_id: Mapped[str] = _workspace_fk()
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class PasswordReset(Base):
+    """A password reset link sent to a user; only the token's hash is stored."""
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[str] = _id("pwr")
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
 
 
 class BulkJob(Base):

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.loopback_receiver import Receiver
+from tests.integration.smtp_server import SmtpServer
 
 
 @pytest.fixture
@@ -28,3 +29,20 @@ def root_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that wants user ``hookcast``, password ``p@ss:word``."""
+    server = SmtpServer(user="hookcast", password="p@ss:word")
+    yield server
+    server.close()
+
+
+def mail_settings(server: SmtpServer) -> dict[str, str]:
+    """Configuration that sends email through ``server`` (the password percent-encoded)."""
+    return {
+        "SMTP_URL": f"smtp://hookcast:p%40ss%3Aword@127.0.0.1:{server.port}",
+        "MAIL_FROM": "Hookcast <hookcast@acme.test>",
+        "BASE_URL": "https://hookcast.acme.test",
+    }

@@ -8,6 +8,7 @@ from flask import request
 
 from engine.store import health as health_store
 from engine.store.types import utcnow
+from web.activity_log import current_actor
 from web.api import bp, page, page_size, workspace_id
 from web.api.errors import not_found
 from web.api.keyset import before_id
@@ -36,7 +37,9 @@ def list_alerts() -> Any:
 def enable_webhook(campaign_id: str) -> Any:
     """Re-enable a disabled webhook: reset its failure count and release held notifications."""
     session = get_session()
-    result = health_store.enable_webhook(session, workspace_id(), campaign_id, utcnow())
+    result = health_store.enable_webhook(
+        session, workspace_id(), campaign_id, utcnow(), current_actor().label
+    )
     if result is None:
         raise not_found("campaign", campaign_id)
     campaign, released = result

@@ -39,8 +39,10 @@ def init_app(app: Flask) -> None:
     from web.builder import (  # noqa: F401
         account,
         activity_pages,
+        alert_settings,
         campaign_json,
         campaigns,
+        invitations,
         settings,
         templates_pages,
     )

@@ -3,25 +3,35 @@ members (added, re-roled, removed; the last owner stays)."""
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from engine.store import accounts
+from engine.store import accounts, invitations, mail_queue
 from engine.store.models import API_KEY_SCOPES
-from web import activity_log
+from engine.store.types import utcnow
+from web import activity_log, engine_settings
 from web.auth import MIN_PASSWORD_LENGTH, hash_password, login_required, require_role
 from web.builder import bp
+from web.builder import invitations as invitation_pages
 from web.database import get_session
+
+
+def mail_enabled() -> bool:
+    return engine_settings(current_app).mail_enabled
 
 
 def _page(new_key: str | None = None) -> str:
     db = get_session()
+    owner = g.role == "owner"
     return render_template(
         "builder/settings.html",
         api_keys=accounts.list_api_keys(db, g.workspace.id),
         members=accounts.list_members(db, g.workspace.id),
         scopes=API_KEY_SCOPES,
         new_key=new_key,
+        mail_enabled=mail_enabled(),
+        troubled_mail=mail_queue.list_troubled(db, g.workspace.id) if owner else [],
+        invitations=invitations.list_pending(db, g.workspace.id, utcnow()) if owner else [],
     )
 
 
@@ -82,12 +92,23 @@ def revoke_api_key(key_id: str) -> Response:
 @bp.post("/settings/members")
 @login_required
 def add_member() -> Response:
-    """Add (or re-role) a member; a new email gets an account with the given password."""
+    """Add (or re-role) a member. A new email is invited by email when SMTP is configured,
+    else gets an account with the password the owner typed."""
     require_role("owner")
     db = get_session()
     email = request.form.get("email", "")
     role = request.form.get("role", "viewer")
     password = request.form.get("password", "")
+    if invitation_pages.wants_invitation(db, email):
+        try:
+            invited = invitation_pages.invite(db, email, role)
+        except accounts.AccountError as exc:
+            db.rollback()
+            flash(str(exc), "error")
+            return redirect(url_for("builder.settings"))
+        db.commit()
+        flash(f"Invitation sent to {invited}: the link in it is valid for 7 days.")
+        return redirect(url_for("builder.settings"))
     try:
         user = accounts.get_user_by_email(db, email)
         if user is None:
@@ -148,4 +169,16 @@ def remove_member(user_id: str) -> Response:
     )
     db.commit()
     flash("The member was removed.")
+    return redirect(url_for("builder.settings"))
+
+
+@bp.post("/settings/mail/<mail_id>/send-again")
+@login_required
+def send_mail_again(mail_id: str) -> Response:
+    require_role("owner")
+    db = get_session()
+    if not mail_queue.send_again(db, g.workspace.id, mail_id, utcnow()):
+        abort(404)
+    db.commit()
+    flash("The email is queued again; the worker sends it within seconds.")
     return redirect(url_for("builder.settings"))

@@ -88,7 +88,9 @@ def campaign_health(campaign_id: str) -> str:
 def enable_webhook(campaign_id: str) -> Response:
     require_role("editor")
     session = get_session()
-    result = health_store.enable_webhook(session, g.workspace.id, campaign_id, utcnow())
+    result = health_store.enable_webhook(
+        session, g.workspace.id, campaign_id, utcnow(), g.user.email
+    )
     if result is None:
         abort(404)
     session.commit()
