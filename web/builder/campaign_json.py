@@ -27,7 +27,7 @@ from web.api import campaigns as api_campaigns
 from web.api import load
 from web.auth import login_required, require_role, role_at_least
 from web.builder import bp
-from web.builder.campaigns import load_campaign
+from web.builder.campaigns import load_campaign, waiting_to_retry
 from web.builder.editing import (
     EditorError,
     channel_warnings,
@@ -82,7 +82,11 @@ def campaign_save(campaign_id: str) -> dict[str, Any]:
         raise refused(exc) from None
     db.commit()
     saved = campaign_to_json(campaign)
-    return {**saved, "warnings": channel_warnings(campaign.channel)}
+    return {
+        **saved,
+        "warnings": channel_warnings(campaign.channel),
+        "waiting_to_retry": waiting_to_retry(db, campaign),
+    }
 
 
 @bp.post("/campaigns/<campaign_id>/preview")

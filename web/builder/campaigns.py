@@ -16,9 +16,10 @@ from werkzeug.wrappers import Response
 
 from engine.campaigns import service as campaign_service
 from engine.rules import triggers
-from engine.store import builder_lookups, contacts
+from engine.store import builder_lookups, contacts, log_bulk
 from engine.store import campaigns as campaign_store
 from engine.store import templates as template_store
+from engine.store.log import LogFilter
 from engine.store.models import Campaign
 from web import render_settings
 from web.auth import login_required, require_role
@@ -163,6 +164,12 @@ def campaign_create() -> Any:
     return redirect(url_for("builder.campaign_edit", campaign_id=campaign.id))
 
 
+def waiting_to_retry(db: Any, campaign: Campaign) -> int:
+    """How many of the campaign's notifications wait for a retry with their old request."""
+    filters = LogFilter(campaign_id=campaign.id, status="retrying")
+    return log_bulk.count_retryable(db, campaign.workspace_id, filters)
+
+
 @bp.get("/campaigns/<campaign_id>")
 @login_required
 def campaign_edit(campaign_id: str) -> str:
@@ -202,6 +209,7 @@ def campaign_edit(campaign_id: str) -> str:
         sample_event_properties=SAMPLE_EVENT_PROPERTIES,
         timezones=timezone_names(),
         editor_state={"id": campaign.id, "status": campaign.status},
+        waiting_to_retry=waiting_to_retry(db, campaign),
         **suggestions(g.workspace.id),
     )
 

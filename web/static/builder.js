@@ -400,7 +400,18 @@
     const title = $('[data-testid="campaign-title"], [data-testid="template-title"]');
     if (title && result.data.name) title.textContent = result.data.name;
     showWarnings(result.data.warnings);
+    showRetryBanner(result.data.waiting_to_retry);
     return true;
+  }
+
+  // After a save: offer to rebuild the notifications still waiting to retry.
+  function showRetryBanner(count) {
+    const banner = $("[data-retry-banner]");
+    if (!banner || typeof count !== "number") return;
+    banner.hidden = count === 0;
+    for (const el of $$("[data-retry-count]", banner)) el.textContent = String(count);
+    for (const el of $$("[data-retry-noun]", banner)) el.textContent = count === 1 ? "notification" : "notifications";
+    for (const el of $$("[data-retry-verb]", banner)) el.textContent = count === 1 ? "is" : "are";
   }
 
   // ---------------------------------------------------------------- preview and test data

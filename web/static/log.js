@@ -1,4 +1,5 @@
-// Bulk retry progress: polls the job's JSON until it is done. No dependencies.
+// Bulk retry progress: polls the job's JSON until it is done and every retried
+// notification has been sent at least once. No dependencies.
 "use strict";
 (function () {
   const box = document.getElementById("bulk-job");
@@ -7,22 +8,25 @@
   const done = document.getElementById("bulk-done");
   const total = document.getElementById("bulk-total");
   const status = document.getElementById("bulk-status");
+  const outcomes = document.getElementById("bulk-outcomes");
   function show(job) {
     bar.max = job.total || 1;
     bar.value = job.total ? job.done : (job.status === "done" ? 1 : 0);
     done.textContent = String(job.done);
     total.textContent = String(job.total);
-    status.textContent = job.status;
+    status.textContent = job.status === "done" ? "finished queuing" : job.status;
     box.dataset.status = job.status;
+    outcomes.textContent = job.summary;
+    outcomes.dataset.settled = job.settled ? "yes" : "no";
   }
   function poll() {
     fetch(box.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))
       .then((job) => {
         show(job);
-        if (job.status !== "done") window.setTimeout(poll, 700);
+        if (job.status !== "done" || !job.settled) window.setTimeout(poll, 1000);
       })
       .catch(() => window.setTimeout(poll, 3000));
   }
-  if (box.dataset.status !== "done") poll();
+  if (box.dataset.status !== "done" || outcomes.dataset.settled !== "yes") poll();
 })();
