@@ -31,6 +31,7 @@ from web.builder.editing import (
     suggestions,
     timezone_names,
 )
+from web.builder.field_words import field_label
 from web.database import get_session
 from web.paging import keyset_page
 from web.schemas.campaign import CampaignSchema, campaign_to_json
@@ -214,6 +215,17 @@ def campaign_edit(campaign_id: str) -> str:
     )
 
 
+def _refusal_in_words(action: str, exc: campaign_service.CampaignError) -> str:
+    """The refusal with each problem named by its tab and field, not its API path."""
+    if not exc.problems:
+        return f"Could not {action} the campaign: {exc}"
+    items = [
+        f"{field_label(p.get('path') or '') or 'Campaign'}: {p['message']}" for p in exc.problems
+    ]
+    things = "thing" if len(items) == 1 else "things"
+    return f"Could not {action} the campaign — {len(items)} {things} to finish: " + "; ".join(items)
+
+
 @bp.post("/campaigns/<campaign_id>/<any(activate, pause, archive, duplicate):action>")
 @login_required
 def campaign_lifecycle(campaign_id: str, action: str) -> Response:
@@ -236,7 +248,7 @@ def campaign_lifecycle(campaign_id: str, action: str) -> Response:
             campaign_service.archive_campaign(db, campaign)
     except campaign_service.CampaignError as exc:
         db.rollback()
-        flash(f"Could not {action} the campaign: {exc}", "error")
+        flash(_refusal_in_words(action, exc), "error")
     else:
         db.commit()
         flash(

@@ -26,6 +26,7 @@ from engine.templating.errors import RenderError
 from engine.templating.render import render_request
 from engine.templating.variables import build_variables, sample_variables
 from web import render_settings
+from web.builder.field_words import field_labels
 from web.database import get_session
 from web.schemas.channel import WebhookChannelSchema
 from web.schemas.errors import flatten_messages
@@ -66,7 +67,14 @@ class EditorError(Exception):
 
     def response(self) -> Response:
         answer = jsonify(
-            {"error": {"code": self.code, "message": self.message, "details": self.details}}
+            {
+                "error": {
+                    "code": self.code,
+                    "message": self.message,
+                    "details": self.details,
+                    "labels": field_labels(self.details),
+                }
+            }
         )
         answer.status_code = self.status
         return answer

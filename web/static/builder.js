@@ -327,8 +327,10 @@
     return panel;
   }
 
-  function showErrors(error) {
+  // Every problem beside its field (tabs with one get a marker) and listed in words above.
+  function showErrors(error, { switchTab = true } = {}) {
     const details = (error && error.details) || {};
+    const labels = (error && error.labels) || {};
     const box = $("[data-errors-box]");
     const heading = document.createElement("p");
     heading.textContent = (error && error.message) || "Not saved.";
@@ -341,14 +343,33 @@
         const panel = target ? placeMessage(target, location, text, "field-error") : null;
         firstPanel = firstPanel || panel;
         const item = document.createElement("li");
-        item.textContent = location && location !== "_schema" ? `${location}: ${text}` : text;
+        const where = labels[location] || (location && location !== "_schema" ? location : "");
+        item.textContent = where ? `${where}: ${text}` : text;
         list.appendChild(item);
       }
     }
     box.appendChild(list);
     box.hidden = false;
-    if (firstPanel) selectTab(firstPanel.dataset.panel);
+    if (firstPanel && switchTab) selectTab(firstPanel.dataset.panel);
   }
+
+  // While problems are shown, each edit asks the server again (nothing is saved), so a
+  // message goes away as soon as its field is right, and stays while it is not.
+  let checking = null; // null, or {activate: bool} once problems were shown
+  async function recheck() {
+    if (!checking || !root.dataset.checkUrl) return;
+    const url = root.dataset.checkUrl + (checking.activate ? "?activate=1" : "");
+    const result = await postJSON(url, collect());
+    if (!result.ok || !checking) return;
+    const details = result.data.details || {};
+    clearErrors();
+    const count = Object.values(details).reduce((n, list) => n + list.length, 0);
+    if (!count) { checking = null; return; }
+    const things = count === 1 ? "1 thing" : `${count} things`;
+    const message = checking.activate ? `Not activated yet: ${things} to finish.` : `Not saved: ${things} to fix.`;
+    showErrors({ message, details, labels: result.data.labels }, { switchTab: false });
+  }
+  const scheduleRecheck = debounce(recheck, 400);
 
   // Each warning is shown once: beside its field when the Content tab has one, else listed
   // under the body.
@@ -388,9 +409,11 @@
     const result = await postJSON(root.dataset.saveUrl, collect());
     if (!result.ok) {
       showErrors(result.data.error);
+      if (result.status === 422) checking = { activate: false };
       setSaveState("Not saved: see the messages");
       return false;
     }
+    if (checking && !checking.activate) checking = null;
     dirty = false;
     setSaveState("Saved");
     for (const input of $$("[data-secret]")) {
@@ -670,8 +693,8 @@
     const target = event.target.closest("button");
     if (!target) return;
     if (target.dataset.tab) selectTab(target.dataset.tab);
-    else if (target.dataset.addRow) { addRow(target.dataset.addRow); markDirty(); schedulePreview(); }
-    else if (target.hasAttribute("data-remove-row")) { target.closest("[data-row]").remove(); markDirty(); schedulePreview(); }
+    else if (target.dataset.addRow) { addRow(target.dataset.addRow); markDirty(); schedulePreview(); scheduleRecheck(); }
+    else if (target.hasAttribute("data-remove-row")) { target.closest("[data-row]").remove(); markDirty(); schedulePreview(); scheduleRecheck(); }
     else if (target.dataset.condAdd) { addCondition(target); markDirty(); }
     else if (target.hasAttribute("data-cond-remove")) {
       target.closest("[data-cond-group], [data-cond-leaf], [data-cond-raw]").remove();
@@ -694,7 +717,7 @@
     if (el.closest("dialog")) return;
     if (el.matches("[data-contact-search]")) { searchContacts(el.value); return; }
     refreshVisibility();
-    if (el.closest(".editor-fields")) markDirty();
+    if (el.closest(".editor-fields")) { markDirty(); scheduleRecheck(); }
     if (el.closest('[data-panel="content"], [data-panel="test"]')) schedulePreview();
     if (el.closest('[data-panel="setup"]')) {
       refreshSchedule();
@@ -706,11 +729,31 @@
   root.addEventListener("change", onEdit);
 
   // A lifecycle button (activate, pause…) saves pending edits first, then submits.
+  // Activating first asks what is missing, and shows each beside its field.
+  async function checkActivation() {
+    if (!root.dataset.checkUrl) return true;
+    const result = await postJSON(root.dataset.checkUrl + "?activate=1", collect());
+    const details = (result.ok && result.data.details) || {};
+    const count = Object.values(details).reduce((n, list) => n + list.length, 0);
+    if (result.ok && !count) return true;
+    clearErrors();
+    if (!result.ok) { showErrors(result.data.error); return false; }
+    const things = count === 1 ? "1 thing" : `${count} things`;
+    showErrors({ message: `Not activated yet: ${things} to finish.`, details, labels: result.data.labels });
+    checking = { activate: true };
+    setSaveState("");
+    return false;
+  }
+
   for (const form of $$("form")) {
     form.addEventListener("submit", async (event) => {
-      if (!dirty || event.defaultPrevented) return;
+      if (event.defaultPrevented) return;
+      const activating = form.action.endsWith("/activate");
+      if (!dirty && !activating) return;
       event.preventDefault();
-      if (await save()) form.submit();
+      if (dirty && !(await save())) return;
+      if (activating && !(await checkActivation())) return;
+      form.submit();
     });
   }
 

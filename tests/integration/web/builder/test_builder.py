@@ -514,7 +514,7 @@ def test_lifecycle_duplicate_rotate_and_templates(
 ) -> None:
     refused = logged_in.post(f"/campaigns/{campaign_id}/activate", data={"csrf_token": token})
     assert refused.status_code == 302
-    assert "not complete" in logged_in.get(refused.headers["Location"]).get_data(as_text=True)
+    assert "things to finish" in logged_in.get(refused.headers["Location"]).get_data(as_text=True)
     saved = _post_json(
         logged_in,
         f"/campaigns/{campaign_id}/save",
