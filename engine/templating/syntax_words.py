@@ -83,7 +83,7 @@ def describe_syntax_error(
             "(use | for a filter, ~ to join text)"
         )
     if text == "expected name or number":
-        return "a dot must be followed by a name (use contact[\"my key\"] for other keys)"
+        return 'a dot must be followed by a name (use contact["my key"] for other keys)'
     char = re.fullmatch(r"unexpected char '(.)' at \d+", text)
     if char and char.group(1) in "\"'":
         return f"a quoted text is not closed (missing {char.group(1)})"
