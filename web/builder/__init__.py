@@ -29,7 +29,13 @@ def healthz() -> dict[str, Any]:
 
 def init_app(app: Flask) -> None:
     # Importing the modules registers their routes on bp.
-    from web.builder import campaign_json, campaigns, settings, templates_pages  # noqa: F401
+    from web.builder import (  # noqa: F401
+        campaign_json,
+        campaigns,
+        contacts_pages,
+        settings,
+        templates_pages,
+    )
     from web.builder.editing import condition_value_text, none_group
 
     app.register_blueprint(bp)

@@ -211,6 +211,7 @@ def campaign_edit(campaign_id: str) -> str:
         timezones=timezone_names(),
         editor_state={"id": campaign.id, "status": campaign.status},
         waiting_to_retry=waiting_to_retry(db, campaign),
+        chosen_test_contact=request.args.get("test_contact", ""),
         **suggestions(g.workspace.id),
     )
 
