@@ -34,6 +34,7 @@ from web.builder.editing import (
     channel_warnings,
     flatten_messages,
     json_payload,
+    known_attribute_paths,
     preview_request,
     validation_failed,
 )
@@ -86,7 +87,7 @@ def campaign_save(campaign_id: str) -> dict[str, Any]:
     saved = campaign_to_json(campaign)
     return {
         **saved,
-        "warnings": channel_warnings(campaign.channel),
+        "warnings": channel_warnings(campaign.channel, known=known_attribute_paths()),
         "waiting_to_retry": waiting_to_retry(db, campaign),
     }
 

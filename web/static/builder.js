@@ -57,6 +57,12 @@
     for (const tab of tabs) tab.setAttribute("aria-selected", String(tab.dataset.tab === name));
     for (const panel of $$("[data-panel]")) panel.hidden = panel.dataset.panel !== name;
     if (history.replaceState) history.replaceState(null, "", `#${name}`);
+    // The preview sits beside Content and Test (side by side on wide screens, below on narrow).
+    const pane = $("[data-preview-pane]");
+    if (pane) {
+      pane.hidden = !(name === "test" || name === "content");
+      $("[data-editor-body]").classList.toggle("with-preview", !pane.hidden);
+    }
     if (name === "test" || name === "content") schedulePreview();
   }
 
@@ -481,23 +487,39 @@
       problem.hidden = false;
       return;
     }
+    const subject = $("[data-preview-subject]");
+    if (subject) {
+      subject.textContent = payload.contact && payload.contact.attributes === undefined && payload.contact.external_id
+        ? `contact ${payload.contact.external_id}` : `sample contact ${(payload.contact && payload.contact.external_id) || ""}`.trim();
+    }
     state.textContent = "updating…";
     const result = await postJSON(root.dataset.previewUrl, payload);
     if (sequence !== previewSequence) return; // a newer preview is on its way
     state.textContent = "";
     problem.textContent = "";
+    for (const el of $$(".preview-problem")) el.remove();
     if (!result.ok) {
+      // Say why beside the field that causes it (and once here, in words); keep the
+      // warnings about other fields.
       const error = result.data.error || {};
+      const labels = error.labels || {};
       const heading = document.createElement("p");
       heading.textContent = error.message || "The request cannot be rendered.";
       problem.appendChild(heading);
       for (const [location, messages] of Object.entries(error.details || {})) {
+        const text = [].concat(messages).join(" ");
         const line = document.createElement("p");
-        line.textContent = `${location}: ${[].concat(messages).join(" ")}`;
+        const where = labels[location] || (location !== "_schema" ? location : "");
+        line.textContent = where ? `${where}: ${text}` : text;
         problem.appendChild(line);
+        const target = location && findTarget(location);
+        if (target && target.closest('[data-panel="content"]')) {
+          placeMessage(target, location, text, "field-error preview-problem");
+        }
       }
       problem.hidden = false;
       box.classList.add("stale");
+      if (error.warnings) showWarnings(error.warnings);
       return;
     }
     problem.hidden = true;
@@ -690,7 +712,7 @@
   // ---------------------------------------------------------------- wiring
 
   root.addEventListener("click", (event) => {
-    const target = event.target.closest("button");
+    const target = event.target.closest("button, [data-goto-tab]");
     if (!target) return;
     if (target.dataset.tab) selectTab(target.dataset.tab);
     else if (target.dataset.addRow) { addRow(target.dataset.addRow); markDirty(); schedulePreview(); scheduleRecheck(); }
@@ -708,6 +730,7 @@
     else if (target.hasAttribute("data-close-dialog")) target.closest("dialog").close();
     else if (target.hasAttribute("data-save-template")) saveAsTemplate(target);
     else if (target.dataset.pickContact) pickContact(target.dataset.pickContact);
+    else if (target.dataset.gotoTab) { event.preventDefault(); selectTab(target.dataset.gotoTab); }
     else return;
     refreshVisibility();
   });
