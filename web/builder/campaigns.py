@@ -32,6 +32,7 @@ from web.builder.editing import (
     timezone_names,
 )
 from web.builder.field_words import field_label
+from web.builder.schedule_picker import WEEKDAYS, picker_state, upcoming_runs
 from web.database import get_session
 from web.paging import keyset_page
 from web.schemas.campaign import CampaignSchema, campaign_to_json
@@ -80,7 +81,8 @@ def campaigns() -> str:
         after=request.args.get("after") or None,
     )
     rows = page.rows
-    since = datetime.now(UTC) - timedelta(hours=24)
+    now = datetime.now(UTC)
+    since = now - timedelta(hours=24)
     counts = builder_lookups.delivery_counts_since(db, g.workspace.id, since)
     items = []
     for campaign in rows:
@@ -89,10 +91,14 @@ def campaigns() -> str:
             trigger_text = triggers.describe_schedule(trigger)
         else:
             trigger_text = ", ".join(trigger.get("events") or []) or "no events chosen"
+        upcoming = []
+        if trigger.get("type") == "schedule" and campaign.status == "active":
+            upcoming = upcoming_runs(trigger, now, 1)
         items.append(
             {
                 "row": campaign,
                 "trigger_text": trigger_text,
+                "next_run": upcoming[0]["local"] if upcoming else None,
                 "counts": counts.get(campaign.id, {"delivered": 0, "failed": 0}),
                 "actions": LIFECYCLE.get(campaign.status, ()),
             }
@@ -212,6 +218,8 @@ def campaign_edit(campaign_id: str) -> str:
         editor_state={"id": campaign.id, "status": campaign.status},
         waiting_to_retry=waiting_to_retry(db, campaign),
         chosen_test_contact=request.args.get("test_contact", ""),
+        picker=picker_state(trigger if trigger.get("type") == "schedule" else None),
+        weekdays=WEEKDAYS,
         **suggestions(g.workspace.id),
     )
 

@@ -231,14 +231,28 @@
     return channel;
   }
 
+  // The picker as a classic cron: "30 9 * * 1,3" (1 = Monday, 0 = Sunday).
+  function pickerCron(kind) {
+    const [hour, minute] = ($("[data-schedule-time]").value || "09:00").split(":").map((part) => Number(part));
+    const at = `${minute || 0} ${hour || 0}`;
+    if (kind === "daily") return `${at} * * *`;
+    if (kind === "monthly") return `${at} ${$("[data-schedule-monthday]").value || 1} * *`;
+    const days = $$("[data-schedule-weekday]").filter((box) => box.checked).map((box) => box.value);
+    return `${at} * * ${days.join(",") || "none"}`;
+  }
+
   function collectTrigger() {
     if (controlValue("trigger.type") === "schedule") {
       const trigger = { type: "schedule" };
-      if (controlValue("@schedule-kind") === "at") {
+      const kind = controlValue("@schedule-kind");
+      if (kind === "once") {
         const at = $("[data-schedule-at]").value;
         trigger.at = at.length === 16 ? `${at}:00` : at;
-      } else {
+      } else if (kind === "advanced") {
         trigger.cron = $("[data-schedule-cron]").value.trim();
+      } else {
+        trigger.cron = pickerCron(kind);
+        $("[data-schedule-cron]").value = trigger.cron; // "advanced" starts from the picked one
       }
       trigger.timezone = $("[data-schedule-timezone]").value.trim() || "UTC";
       return trigger;
@@ -618,6 +632,11 @@
   const refreshSchedule = debounce(async () => {
     const target = $("[data-schedule-preview]");
     if (!target || controlValue("trigger.type") !== "schedule") return;
+    if (controlValue("@schedule-kind") === "weekly" && !$$("[data-schedule-weekday]").some((box) => box.checked)) {
+      target.classList.add("field-error");
+      target.textContent = "Choose at least one day of the week.";
+      return;
+    }
     const result = await postJSON(root.dataset.scheduleUrl, { trigger: collectTrigger() });
     const data = result.data || {};
     target.classList.toggle("field-error", !result.ok);
