@@ -106,7 +106,8 @@ def enable_webhook(campaign_id: str) -> Response:
         abort(404)
     session.commit()
     _, released = result
-    flash(f"Webhook enabled. {released} held notification(s) released for sending.")
+    noun = "notification" if released == 1 else "notifications"
+    flash(f"Webhook enabled. {released} held {noun} released for sending.")
     return redirect(url_for("log.campaign_health", campaign_id=campaign_id))
 
 
@@ -128,5 +129,5 @@ def acknowledge_alerts() -> Response:
         session, g.workspace.id, g.user.id, utcnow(), None if alert_id is None else [alert_id]
     )
     session.commit()
-    flash(f"{count} alert(s) acknowledged.")
+    flash(f"{count} alert{'' if count == 1 else 's'} acknowledged.")
     return redirect(url_for("log.alerts"))

@@ -85,8 +85,8 @@
     }
     for (const row of $$('[data-row="field"]')) {
       const fromVariable = $('[data-key="kind"]', row).value === "source";
-      $('[data-key="source"]', row).hidden = !fromVariable;
-      $('[data-key="value"]', row).hidden = fromVariable;
+      $('[data-cell="source"]', row).hidden = !fromVariable;
+      $('[data-cell="value"]', row).hidden = fromVariable;
     }
     for (const leaf of $$("[data-cond-leaf]")) {
       const op = $("[data-cond-op]", leaf).value;
@@ -197,6 +197,7 @@
       if (el.type === "radio" && !el.checked) continue;
       let value = el.type === "checkbox" ? el.checked : el.value;
       if (el.dataset.type === "int") value = wholeNumber(value);
+      if (el.dataset.type === "bool") value = value === "true";
       if (el.hasAttribute("data-secret") && value === "") continue; // blank keeps the saved secret
       setPath(channel, el.dataset.path.slice(prefix.length + 1), value);
     }

@@ -30,3 +30,14 @@
   }
   if (box.dataset.status !== "done" || outcomes.dataset.settled !== "yes") poll();
 })();
+
+// On a phone the log's filters fold behind a "Filters" button.
+(function () {
+  const toggle = document.querySelector("[data-filters-toggle]");
+  const form = document.getElementById("log-filters");
+  if (!toggle || !form) return;
+  toggle.addEventListener("click", () => {
+    const open = form.classList.toggle("open");
+    toggle.setAttribute("aria-expanded", String(open));
+  });
+})();

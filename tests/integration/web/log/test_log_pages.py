@@ -26,6 +26,11 @@ from web.auth import hash_password
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
+def make_campaign_in(db, workspace_id):
+    with db.transaction() as s:
+        return make_campaign(s, workspace_id, name="Quiet").id
+
+
 def add_member(db, workspace, email, role):
     with db.transaction() as s:
         user = accounts.create_user(s, email=email, password_hash=hash_password(TEST_PASSWORD))
@@ -321,7 +326,8 @@ def test_alerts_in_nav_for_owners_until_acknowledged(client, db, workspace, camp
     page = text(client.get("/notifications"))
     assert 'id="nav-alerts"' in page
     alerts = text(client.get("/alerts"))
-    assert "5 consecutive failures" in alerts
+    assert "5 consecutive failures" in alerts and "5 failures in a row</span>" in alerts
+    assert "failures_5" not in alerts
     client.post("/alerts/acknowledge", data={"csrf_token": csrf_token(client, "/alerts")})
     assert 'id="nav-alerts"' not in text(client.get("/notifications"))
 
@@ -348,11 +354,13 @@ def test_health_page_charts_and_reenable(logged_in, db, workspace):
     page = text(logged_in.get(f"/campaigns/{c.id}/health"))
     assert "disabled" in page and "<strong>20</strong> consecutive" in page
     assert page.count("<svg") == 4 and "p50 40 ms" in page
+    quiet = make_campaign_in(db, workspace.id)
+    assert "response time: no deliveries yet" in text(logged_in.get(f"/campaigns/{quiet}/health"))
     token = csrf_token(logged_in, f"/campaigns/{c.id}/health")
     response = logged_in.post(
         f"/campaigns/{c.id}/health/enable", data={"csrf_token": token}, follow_redirects=True
     )
-    assert "1 held notification(s) released" in text(response)
+    assert "1 held notification released" in text(response)
     with db.session() as s:
         assert s.get(Notification, held.id).status == "pending"
         assert s.get(Campaign, c.id).webhook_disabled is False
