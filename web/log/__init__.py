@@ -1,7 +1,8 @@
 """The notifications log pages: list, detail sheet, retry/cancel, bulk retry, health, alerts.
 
 Server-rendered under ``templates/log/``; the only script is ``static/log.js`` (bulk retry
-progress, the filters' fold on phones). Changes check the role on the server; forms carry CSRF tokens.
+progress, the filters' fold on phones). Changes check the role on the server; forms carry
+CSRF tokens.
 """
 
 from __future__ import annotations
