@@ -21,6 +21,12 @@ def index() -> Response:
     return redirect(url_for("builder.campaigns"))
 
 
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers and tools that ask for /favicon.ico get the SVG icon every page links."""
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
+
+
 @bp.get("/healthz")
 def healthz() -> dict[str, Any]:
     get_session().connection()  # proves the database answers
