@@ -202,6 +202,20 @@ def get_bulk_job(session: Session, workspace_id: str, job_id: str) -> BulkJob | 
     )
 
 
+def recent_jobs(
+    session: Session, workspace_id: str, since: datetime, limit: int = 3
+) -> list[BulkJob]:
+    """The workspace's newest bulk jobs started after ``since`` (the log lists them)."""
+    return list(
+        session.scalars(
+            select(BulkJob)
+            .where(BulkJob.workspace_id == workspace_id, BulkJob.created_at >= since)
+            .order_by(BulkJob.created_at.desc())
+            .limit(limit)
+        )
+    )
+
+
 def unfinished_bulk_jobs(session: Session) -> list[BulkJob]:
     """Jobs queued or running (e.g. left by a stopped process) to be run again."""
     return list(

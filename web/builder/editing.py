@@ -27,7 +27,7 @@ from engine.templating.errors import RenderError
 from engine.templating.render import render_request
 from engine.templating.variables import build_variables, sample_variables
 from web import render_settings
-from web.builder.field_words import field_labels
+from web.builder.field_words import field_label, field_labels
 from web.database import get_session
 from web.schemas.channel import WebhookChannelSchema
 from web.schemas.errors import flatten_messages
@@ -134,6 +134,7 @@ def channel_warnings(
         if known is not None:
             data["message"] += did_you_mean_attribute(problem.variable, known)
         data["location"] = f"{prefix}.{problem.location}" if problem.location else prefix
+        data["label"] = field_label(data["location"])
         warnings.append(data)
     return warnings
 

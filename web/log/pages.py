@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -26,6 +27,8 @@ from web.paging import keyset_page
 from web.schemas.notification import attempt_request, bulk_job_to_json, filter_from_args
 
 PAGE_SIZE = 50
+#: Bulk retries this recent are listed above the log.
+RECENT_JOBS_WINDOW = timedelta(hours=24)
 FILTER_FIELDS = ("campaign_id", "status", "contact", "event", "test", "since", "until")
 
 
@@ -66,6 +69,7 @@ def notifications() -> str:
     rows = page.rows
     now = utcnow()
     waits = log_store.channel_waits(session, rows, now)
+    jobs = log_bulk.recent_jobs(session, g.workspace.id, now - RECENT_JOBS_WINDOW)
     return render_template(
         "log/notifications.html",
         rows=rows,
@@ -77,6 +81,12 @@ def notifications() -> str:
         errors=errors,
         page=page,
         explain=explain,
+        recent_jobs=[
+            (job, describe_outcomes(log_bulk.job_outcomes(session, job.id))[0]) for job in jobs
+        ],
+        job_names=log_store.campaign_names(
+            session, g.workspace.id, (j.filters.get("campaign_id") or "" for j in jobs)
+        ),
     )
 
 

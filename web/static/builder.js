@@ -406,7 +406,8 @@
         continue;
       }
       const item = document.createElement("li");
-      item.textContent = warning.location ? `${warning.location}: ${warning.message}` : warning.message;
+      const where = warning.label || warning.location;
+      item.textContent = where ? `${where}: ${warning.message}` : warning.message;
       list.appendChild(item);
     }
   }
@@ -594,6 +595,10 @@
     if (dirty && !(await save())) return;
     let payload;
     try { payload = testData(); } catch (error) { window.alert(error.message); return; }
+    if (!payload.contact) {
+      window.alert("Choose a test contact (or search for one), or switch to sample data.");
+      return;
+    }
     const section = $("[data-test-result]");
     const badge = $("[data-result-badge]");
     const summary = $("[data-result-summary]");
@@ -620,8 +625,9 @@
     } else {
       const error = data.error || {};
       badge.className = "badge badge-failed";
-      badge.textContent = error.code || "failed";
-      summary.textContent = error.message || "The test could not be sent.";
+      badge.textContent = "not sent";
+      const where = Object.entries(error.details || {}).map(([location, messages]) => `${(error.labels || {})[location] || location}: ${[].concat(messages).join(" ")}`);
+      summary.textContent = [error.message || "The test could not be sent.", ...where].join(" — ");
     }
     if (data.notification_id) {
       $("[data-result-link]").textContent = `Logged as test notification ${data.notification_id}.`;

@@ -305,6 +305,10 @@ def test_bulk_retry_covers_retrying_and_the_job_says_how_they_ended(logged_in, d
     job = logged_in.get(job_url + ".json").get_json()
     assert job["outcomes"] == {"delivered": 1} and job["settled"] is True
     assert "Since the retry: 1 delivered." in text(logged_in.get(job_url))
+    log = text(logged_in.get("/notifications"))
+    recent = log[log.index('data-testid="recent-retries"') :].split("</section>")[0]
+    assert "all campaigns · retrying · 1 retried" in recent
+    assert "Since the retry: 1 delivered." in recent
 
 
 def test_alerts_in_nav_for_owners_until_acknowledged(client, db, workspace, campaign):
