@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -104,12 +105,16 @@ def search_contacts(
     text = (query or "").strip()
     if text:
         pattern = _like_escape(text.lower())
-        select_contacts = select_contacts.where(
-            or_(
-                func.lower(Contact.external_id).like(pattern + "%", escape="\\"),
-                func.lower(cast(Contact.attributes, Text)).like(f"%{pattern}%", escape="\\"),
-            )
-        )
+        attributes = func.lower(cast(Contact.attributes, Text))
+        matches = [
+            func.lower(Contact.external_id).like(pattern + "%", escape="\\"),
+            attributes.like(f"%{pattern}%", escape="\\"),
+        ]
+        # SQLite keeps JSON with non-ASCII letters and quotes escaped (\u00e9, \")
+        as_stored = _like_escape(json.dumps(text.lower())[1:-1])
+        if as_stored != pattern:
+            matches.append(attributes.like(f"%{as_stored}%", escape="\\"))
+        select_contacts = select_contacts.where(or_(*matches))
     if after_id:
         newer = select_contacts.where(Contact.id > after_id).order_by(Contact.id.asc())
         return list(reversed(list(session.scalars(newer.limit(limit)))))

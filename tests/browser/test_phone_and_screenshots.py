@@ -16,9 +16,19 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 
 
+WIDE_ELEMENTS = """() => Array.from(document.querySelectorAll("body *"))
+  .filter((el) => el.getBoundingClientRect().right > 391)
+  .slice(0, 5)
+  .map((el) => {
+    const right = Math.round(el.getBoundingClientRect().right);
+    return `${el.tagName.toLowerCase()}.${el.className} (${right}px)`;
+  })"""
+
+
 def _no_sideways_scroll(page: Page, what: str) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"{what} is {width}px wide at phone width"
+    wide = page.evaluate(WIDE_ELEMENTS) if width > 390 else []
+    assert width <= 390, f"{what} is {width}px wide at phone width: {wide}"
 
 
 def _seed(server: LiveServer, receiver: Any) -> tuple[str, str, str]:
@@ -100,13 +110,7 @@ def test_phone_width_and_screenshots(
                 page.reload()
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(artifacts_dir / f"{name}-{size_name}.png"), full_page=True)
-            if size is PHONE and name in (
-                "editor-setup",
-                "editor-content",
-                "editor-test",
-                "log",
-                "detail",
-            ):
+            if size is PHONE:  # every page, not only the editor, the log and the detail
                 _no_sideways_scroll(page, name)
 
     page.set_viewport_size(PHONE)

@@ -16,7 +16,7 @@ from web.builder.contacts_pages import PAGE_SIZE
 
 
 def _ids(page: str) -> list[str]:
-    return re.findall(r'data-testid="contact-row">\s*<td><a href="/contacts/([^"]+)"', page)
+    return re.findall(r'data-testid="contact-row">\s*<td[^>]*><a href="/contacts/([^"]+)"', page)
 
 
 def test_list_search_and_pages(
@@ -45,6 +45,10 @@ def test_list_search_and_pages(
     assert by_id == [f"lead-{i:03d}" for i in range(54, 49, -1)]
     assert _ids(logged_in.get("/contacts?q=50%25_").get_data(as_text=True)) == ["50%25_off"]
     assert "No contact matches" in logged_in.get("/contacts?q=zzz").get_data(as_text=True)
+    with db.transaction() as s:
+        contacts.upsert_contact(s, workspace.id, "spain", {"city": "Málaga", "nick": 'say "hi"'})
+    assert _ids(logged_in.get("/contacts?q=málaga").get_data(as_text=True)) == ["spain"]
+    assert _ids(logged_in.get('/contacts?q=say "hi"').get_data(as_text=True)) == ["spain"]
     assert logged_in.get("/contacts/stranger").status_code == 404
 
 
