@@ -31,7 +31,7 @@ def _no_sideways_scroll(page: Page, what: str) -> None:
     assert width <= 390, f"{what} is {width}px wide at phone width: {wide}"
 
 
-def _seed(server: LiveServer, receiver: Any) -> tuple[str, str, str]:
+def _seed(server: LiveServer, receiver: Any) -> tuple[str, str, str, str]:
     receiver.expect_request("/phone").respond_with_json(
         {"error": "a rather long message " * 8}, 401
     )
@@ -78,13 +78,24 @@ def _seed(server: LiveServer, receiver: Any) -> tuple[str, str, str]:
     while server.api("GET", f"/notifications/{notification_id}")[1]["status"] != "retrying":
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    return campaign["id"], notification_id, long_id
+    status, schedule = server.api(
+        "POST",
+        "/campaigns",
+        {
+            "name": "Monday digest",
+            "trigger": {"type": "schedule", "cron": "30 7 * * 1,3", "timezone": "Europe/Dublin"},
+            "webhook": {"url": receiver.url_for("/digest")},
+        },
+    )
+    assert status == 201, schedule
+    assert server.api("POST", f"/campaigns/{schedule['id']}/activate")[0] == 200
+    return campaign["id"], notification_id, long_id, schedule["id"]
 
 
 def test_phone_width_and_screenshots(
     live_server: LiveServer, browser_page: Page, receiver: Any, artifacts_dir: Path
 ) -> None:
-    campaign_id, notification_id, contact_id = _seed(live_server, receiver)
+    campaign_id, notification_id, contact_id, schedule_id = _seed(live_server, receiver)
     page = browser_page
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
@@ -98,6 +109,8 @@ def test_phone_width_and_screenshots(
         "log": "/notifications",
         "detail": f"/notifications/{notification_id}",
         "health": f"/campaigns/{campaign_id}/health",
+        "schedule-editor": f"/campaigns/{schedule_id}#setup",
+        "schedule-health": f"/campaigns/{schedule_id}/health",
         "contacts": "/contacts",
         "contact": f"/contacts/{contact_id}",
         "settings": "/settings",

@@ -27,7 +27,7 @@ def test_favicon_copy_buttons_and_password_minimum(
     page.get_by_test_id("copy-api-key").click()
     expect(page.get_by_test_id("copy-api-key")).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == key
-    expect(page.get_by_placeholder("Password, 8+ characters (new accounts)")).to_be_visible()
+    expect(page.get_by_placeholder("Password, 8+ characters")).to_be_visible()
 
     page.goto(f"{live_server.url}/campaigns/new")
     page.get_by_test_id("new-name").fill("Secret copy")
