@@ -19,12 +19,15 @@
     outcomes.textContent = job.summary;
     outcomes.dataset.settled = job.settled ? "yes" : "no";
   }
+  let polls = 0;
   function poll() {
     fetch(box.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))
       .then((job) => {
         show(job);
-        if (job.status !== "done" || !job.settled) window.setTimeout(poll, 1000);
+        // Quick while it moves; then every 5 s (a worker may be a while getting to them).
+        polls += 1;
+        if (job.status !== "done" || !job.settled) window.setTimeout(poll, polls < 60 ? 1000 : 5000);
       })
       .catch(() => window.setTimeout(poll, 3000));
   }
