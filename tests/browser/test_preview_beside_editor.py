@@ -41,9 +41,18 @@ def test_preview_updates_beside_the_content_editor(
     expect(page.get_by_test_id("preview-url")).to_have_text("http://127.0.0.1:9/start")
     field_box, preview_box = url_field.bounding_box(), preview.bounding_box()
     assert preview_box["x"] >= field_box["x"] + field_box["width"], (field_box, preview_box)
-    expect(page.locator("[data-preview-subject]")).to_have_text("contact lin-1")
+    expect(page.get_by_test_id("preview-with")).to_have_value("lin-1")
 
     url_field.fill("http://127.0.0.1:9/hello/{{ contact.first_name }}")
+    expect(page.get_by_test_id("preview-url")).to_have_text("http://127.0.0.1:9/hello/Lin")
+    # The sample data has no tier: the header cannot render, and the pane says so.
+    page.get_by_test_id("preview-with").select_option(index=0)
+    expect(page.get_by_test_id("preview-error")).to_contain_text("contact.tier is missing")
+    expect(page.get_by_test_id("preview-error")).to_contain_text(
+        "Content \u203a Header 1 \u203a value"
+    )
+    page.get_by_test_id("preview-with").select_option("lin-1")
+    expect(page.get_by_test_id("preview-error")).to_be_hidden()
     expect(page.get_by_test_id("preview-url")).to_have_text("http://127.0.0.1:9/hello/Lin")
     warning = page.locator('.field-warning[data-error-for="webhook.url"]')
     expect(warning).to_contain_text("contact.first_name has no fallback")

@@ -503,11 +503,7 @@
       problem.hidden = false;
       return;
     }
-    const subject = $("[data-preview-subject]");
-    if (subject) {
-      subject.textContent = payload.contact && payload.contact.attributes === undefined && payload.contact.external_id
-        ? `contact ${payload.contact.external_id}` : `sample contact ${(payload.contact && payload.contact.external_id) || ""}`.trim();
-    }
+    showPreviewSubject(payload);
     state.textContent = "updating…";
     const result = await postJSON(root.dataset.previewUrl, payload);
     if (sequence !== previewSequence) return; // a newer preview is on its way
@@ -551,6 +547,24 @@
   }
 
   const schedulePreview = debounce(preview, 350);
+
+  // The preview pane's "Preview with" mirrors the Test tab's choice, and sets it.
+  function showPreviewSubject(payload) {
+    const chooser = $("[data-preview-with]");
+    if (!chooser) return;
+    const contact = payload.contact && payload.contact.attributes === undefined ? payload.contact.external_id : "";
+    if (contact && !Array.from(chooser.options).some((o) => o.value === contact)) {
+      chooser.add(new Option(`contact ${contact}`, contact));
+    }
+    chooser.value = contact || "";
+  }
+
+  function previewWith(externalId) {
+    for (const radio of $$("[data-test-source]")) radio.checked = radio.value === (externalId ? "contact" : "sample");
+    if (externalId) pickContact(externalId);
+    refreshVisibility();
+    schedulePreview();
+  }
 
   function prettyBody(text) {
     if (!text) return "(no body)";
@@ -774,6 +788,9 @@
       if (el.matches('[data-path="trigger.type"]')) schedulePreview();
     }
   }
+  root.addEventListener("change", (event) => {
+    if (event.target.matches("[data-preview-with]")) previewWith(event.target.value);
+  });
   root.addEventListener("input", onEdit);
   root.addEventListener("change", onEdit);
 
