@@ -1,4 +1,4 @@
-"""Manual retry from the log: one notification now, or every failed one matching a filter.
+"""Manual retry from the log: one notification now, or every one matching a filter.
 
 A retry is what a marketer does after fixing the cause (an expired key, a typo in the
 URL), so the request is rendered again from the campaign's *current* recipe with the
@@ -52,8 +52,10 @@ def refresh_request(
     """Render the notification's request again from the campaign's current recipe.
 
     Returns the ``RenderError`` when the recipe no longer renders (the notification is
-    then failed with ``render_error`` and an attempt row, like at creation).
+    then failed with ``render_error`` and an attempt row, like at creation). The earlier
+    attempts keep the request they sent (``attempts.request``).
     """
+    log_store.keep_sent_requests(session, notification)
     contact = session.get(Contact, notification.contact_id) if notification.contact_id else None
     event = session.get(Event, notification.event_id) if notification.event_id else None
     if (notification.contact_id and contact is None) or (notification.event_id and event is None):
@@ -133,7 +135,7 @@ def retry_notification(
     settings: RenderSettings,
     now: datetime | None = None,
 ) -> Notification | None:
-    """Retry one failed or cancelled notification now; a second call is a no-op.
+    """Retry one failed, cancelled or retrying notification now; a second call is a no-op.
 
     Returns None when the notification is not in this workspace; raises ``LogActionError``
     when a retry does not apply (e.g. already delivered). The caller commits.
@@ -175,6 +177,7 @@ def run_bulk_retry(
             now = clock()
             for notification in batch:
                 _retry_loaded(session, notification, settings, now)
+            log_bulk.record_members(session, job_id, [n.id for n in batch])
             if batch:
                 before = batch[-1].id
                 session.flush()

@@ -258,6 +258,7 @@ def completeness_problems(
     trigger = campaign.trigger or {}
     audience = campaign.audience or {}
     if trigger.get("type") == "event" and not trigger.get("events"):
+        problems = [p for p in problems if p.path != "trigger.events"]  # said once, plainly
         problems.append(RuleProblem("trigger.events", "name at least one event"))
     if trigger.get("type") == "schedule":
         problems += audience_sql_supported(audience.get("conditions"))

@@ -28,8 +28,9 @@ from engine.store.models import (
 )
 
 ID_PREFIX = "msg_"
-#: A manual retry moves a notification from these statuses back to the outbox.
-RETRYABLE_STATUSES = ("failed", "cancelled")
+#: A manual retry moves a notification from these statuses back to the outbox (a retrying
+#: one is sent now instead of at its scheduled retry, rendered from the current recipe).
+RETRYABLE_STATUSES = ("failed", "cancelled", "retrying")
 #: Statuses a cancel applies to (a send in flight cannot be called back).
 CANCELLABLE_STATUSES = ("pending", "retrying", "held")
 #: A due notification in these statuses may be held back by its channel's pacing.
@@ -223,7 +224,9 @@ def requeue(
     campaign: Campaign | None,
     now: datetime,
 ) -> None:
-    """Put a failed/cancelled notification back in the outbox (``held`` while disabled).
+    """Put a failed/cancelled/retrying notification back in the outbox, due now.
+
+    ``held`` while the webhook is disabled or sending is paused.
 
     The id (the ``webhook-id``) and the attempt numbering carry on; the caller announces
     the new work (``wakeups.announce_new_notifications``) before committing.
@@ -242,6 +245,21 @@ def requeue(
     notification.updated_at = now
 
 
+def keep_sent_requests(session: Session, notification: Notification) -> None:
+    """Before a notification's request is rendered again, give its attempts the old one.
+
+    Attempts store no request of their own while it equals the notification's (the hot
+    path writes nothing extra); this keeps what each earlier attempt actually sent.
+    """
+    if not notification.request or not notification.attempt_count:
+        return
+    session.execute(
+        update(Attempt)
+        .where(Attempt.notification_id == notification.id, Attempt.request.is_(None))
+        .values(request=notification.request)
+    )
+
+
 def check_retryable(notification: Notification) -> bool:
     """True when a retry has work to do; False when it is already queued (a no-op).
 
@@ -249,7 +267,7 @@ def check_retryable(notification: Notification) -> bool:
     """
     if notification.status in RETRYABLE_STATUSES:
         return True
-    if notification.status in ("pending", "sending", "retrying", "held"):
+    if notification.status in ("pending", "sending", "held"):
         return False
     if notification.status == "delivered":
         raise LogActionError("this notification was already delivered", status="delivered")

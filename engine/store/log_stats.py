@@ -70,10 +70,16 @@ class CampaignStats:
 
 
 def _bucket_index(session: Session, column: Any, seconds: int) -> Any:
-    """Whole ``seconds``-long periods since the Unix epoch, for a naive-UTC datetime column."""
+    """Whole ``seconds``-long periods since the Unix epoch, for a naive-UTC datetime column.
+
+    Integer division on both databases: SQLAlchemy renders ``/`` as true division, which
+    would make every second its own bucket.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        return cast(func.floor(func.extract("epoch", column) / seconds), BigInteger)
-    return cast(func.strftime("%s", column), Integer) / seconds
+        epoch = cast(func.floor(func.extract("epoch", column)), BigInteger)
+    else:
+        epoch = cast(func.strftime("%s", column), Integer)
+    return epoch // literal(seconds, BigInteger)
 
 
 def _percentile_query(session: Session, base: Any) -> Any:
@@ -125,8 +131,9 @@ def campaign_stats(
         .group_by(bucket, Notification.status)
     )
     for index, status, number in rows:
-        if int(index) in buckets:
-            setattr(buckets[int(index)], status, int(number))
+        target = buckets.get(int(index))
+        if target is not None:  # one row per bucket and status; added all the same
+            setattr(target, status, getattr(target, status) + int(number))
 
     attempts = (
         select(Attempt.started_at, Attempt.duration_ms.label("ms"))

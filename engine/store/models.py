@@ -377,6 +377,10 @@ class Attempt(Base):
     response_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     error_code: Mapped[str | None] = mapped_column(String(40))
     error_message: Mapped[str | None] = mapped_column(Text)
+    #: The request this attempt sent (secrets masked) when it differs from the
+    #: notification's: written when a retry renders the notification's request again, so
+    #: the hot path stores nothing extra and every attempt still shows what it sent.
+    request: Mapped[dict[str, Any] | None]
 
 
 class ScheduleRun(Base):
@@ -514,3 +518,16 @@ class BulkJob(Base):
     done: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class BulkJobNotification(Base):
+    """A notification a bulk retry job moved, so its page can say how they ended."""
+
+    __tablename__ = "bulk_job_notifications"
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("bulk_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    notification_id: Mapped[str] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

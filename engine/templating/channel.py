@@ -37,6 +37,7 @@ from engine.templating.direct import render_template
 from engine.templating.limits import RenderBudget
 from engine.templating.request import RenderSettings
 from engine.templating.sandbox import KNOWN_VARIABLES, SANDBOX, compile_template, parse_template
+from engine.templating.syntax_words import describe_syntax_error
 from engine.templating.variables import sample_variables
 from engine.templating.wrapped import wrap_variables
 
@@ -364,7 +365,7 @@ def check_template(source: str, location: str) -> Iterator[Problem]:
 
 
 def _syntax_message(exc: TemplateSyntaxError) -> str:
-    return f"template error: {exc.message}"
+    return describe_syntax_error(exc.message or "", filters=SANDBOX.filters, tests=SANDBOX.tests)
 
 
 def _guess_column(source: str, line: int | None, message: str) -> int | None:

@@ -114,10 +114,11 @@ def bulk_retry() -> tuple[dict[str, Any], int]:
 
 @bp.get("/notifications/jobs/<job_id>")
 def get_bulk_job(job_id: str) -> dict[str, Any]:
-    job = log_bulk.get_bulk_job(get_session(), workspace_id(), job_id)
+    session = get_session()
+    job = log_bulk.get_bulk_job(session, workspace_id(), job_id)
     if job is None:
         raise not_found("job", job_id)
-    return bulk_job_to_json(job)
+    return bulk_job_to_json(job, log_bulk.job_outcomes(session, job.id))
 
 
 @bp.get("/campaigns/<campaign_id>/stats")

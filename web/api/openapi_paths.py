@@ -336,7 +336,8 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/notifications/retry": {
         "post": operation(
-            "Retry every notification matching a filter (background job)",
+            "Retry every notification matching a filter (background job): `failed` and "
+            "`retrying` ones, or only the `status` given (`failed`, `retrying` or `cancelled`)",
             {202: "BulkRetryAccepted"},
             tag="notifications",
             body={
@@ -372,7 +373,8 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/notifications/{notification_id}/retry": {
         "post": operation(
-            "Retry one notification now",
+            "Retry one failed, cancelled or retrying notification now (rendered again from "
+            "the campaign's current recipe, same `webhook-id`)",
             {200: "Notification"},
             tag="notifications",
             parameters=(NOTIFICATION_ID,),

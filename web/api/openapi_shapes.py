@@ -138,6 +138,14 @@ ATTEMPT = _object(
         "response_body": _nullable(STRING),
         "response_truncated": BOOLEAN,
         "error": _ERROR_INFO,
+        "request": _nullable(
+            {
+                **ANY_OBJECT,
+                "description": "The request this attempt sent {method, url, headers, body}, "
+                "secrets masked (a retry after a fix renders a new one; earlier attempts keep "
+                "theirs); null when the recipe did not render.",
+            }
+        ),
     }
 )
 
@@ -203,7 +211,14 @@ BULK_JOB = _object(
         "done": INTEGER,
         "created_at": DATETIME,
         "finished_at": _nullable(DATETIME),
-    }
+        "outcomes": {
+            "type": "object",
+            "additionalProperties": INTEGER,
+            "description": "Where the notifications the job retried are now, by status "
+            '(`{"delivered": 5, "retrying": 1}`); on `GET /notifications/jobs/{job_id}`.',
+        },
+    },
+    optional=("outcomes",),
 )
 
 BULK_RETRY_ACCEPTED = _object(

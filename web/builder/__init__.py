@@ -23,6 +23,12 @@ def index() -> Response:
     return redirect(url_for("builder.campaigns"))
 
 
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers and tools that ask for /favicon.ico get the SVG icon every page links."""
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
+
+
 @bp.get("/healthz")
 def healthz() -> tuple[dict[str, Any], int, dict[str, str]]:
     """200 ``{"status": "ok"}`` only when the database answers a trivial query (and, on
@@ -42,6 +48,7 @@ def init_app(app: Flask) -> None:
         alert_settings,
         campaign_json,
         campaigns,
+        contacts_pages,
         invitations,
         settings,
         templates_pages,

@@ -22,21 +22,24 @@ from engine.rules.sql import audience_sql_supported
 from engine.store import builder_lookups, contacts
 from engine.store.claims import CampaignDelivery
 from engine.store.models import Campaign
+from engine.store.types import utcnow
 from web import render_settings
 from web.activity_log import record_campaign, record_template
 from web.api import campaigns as api_campaigns
 from web.api import load
 from web.auth import login_required, require_role, role_at_least
 from web.builder import bp
-from web.builder.campaigns import load_campaign
+from web.builder.campaigns import load_campaign, waiting_to_retry
 from web.builder.editing import (
     EditorError,
     channel_warnings,
     flatten_messages,
     json_payload,
+    known_attribute_paths,
     preview_request,
     validation_failed,
 )
+from web.builder.field_words import field_labels
 from web.database import get_session
 from web.schemas.campaign import (
     CampaignActionSchema,
@@ -84,7 +87,39 @@ def campaign_save(campaign_id: str) -> dict[str, Any]:
     record_campaign(db, "campaign.saved", campaign)
     db.commit()
     saved = campaign_to_json(campaign)
-    return {**saved, "warnings": channel_warnings(campaign.channel)}
+    return {
+        **saved,
+        "warnings": channel_warnings(campaign.channel, known=known_attribute_paths()),
+        "waiting_to_retry": waiting_to_retry(db, campaign),
+    }
+
+
+@bp.post("/campaigns/<campaign_id>/check")
+@login_required
+def campaign_check(campaign_id: str) -> dict[str, Any]:
+    """The editor's problems without saving: ``{"details", "labels"}``, empty when fine.
+
+    With ``?activate=1`` also what activation would refuse (the completeness check) as
+    if the edits were saved. Nothing is stored: the session is rolled back.
+    """
+    require_role("editor")
+    db = get_session()
+    campaign = load_campaign(campaign_id)
+    details: dict[str, list[str]] = {}
+    try:
+        changes = CampaignSchema.for_update(campaign, render_settings()).load(json_payload())
+        changes.pop("template_id", None)
+        campaign_service.update_campaign(db, campaign, changes, settings=render_settings())
+    except ValidationError as exc:
+        details = validation_failed(exc).details
+    except campaign_service.CampaignError as exc:
+        details = refused(exc).details
+    if not details and request.args.get("activate"):
+        problems = campaign_service.completeness_problems(campaign, render_settings(), utcnow())
+        for problem in problems:
+            details.setdefault(problem.get("path") or "_schema", []).append(problem["message"])
+    db.rollback()
+    return {"details": details, "labels": field_labels(details)}
 
 
 @bp.post("/campaigns/<campaign_id>/preview")

@@ -17,9 +17,10 @@ from werkzeug.wrappers import Response
 from engine import crypto
 from engine.campaigns import service as campaign_service
 from engine.rules import triggers
-from engine.store import builder_lookups, contacts
+from engine.store import builder_lookups, contacts, log_bulk
 from engine.store import campaigns as campaign_store
 from engine.store import templates as template_store
+from engine.store.log import LogFilter
 from engine.store.models import Campaign
 from web import render_settings
 from web.activity_log import record_campaign
@@ -32,6 +33,8 @@ from web.builder.editing import (
     suggestions,
     timezone_names,
 )
+from web.builder.field_words import field_label
+from web.builder.schedule_picker import WEEKDAYS, picker_state, upcoming_runs
 from web.database import get_session
 from web.paging import keyset_page
 from web.schemas.campaign import CampaignSchema, campaign_to_json
@@ -84,7 +87,8 @@ def campaigns() -> str:
         after=request.args.get("after") or None,
     )
     rows = page.rows
-    since = datetime.now(UTC) - timedelta(hours=24)
+    now = datetime.now(UTC)
+    since = now - timedelta(hours=24)
     counts = builder_lookups.delivery_counts_since(db, g.workspace.id, since)
     items = []
     for campaign in rows:
@@ -93,10 +97,14 @@ def campaigns() -> str:
             trigger_text = triggers.describe_schedule(trigger)
         else:
             trigger_text = ", ".join(trigger.get("events") or []) or "no events chosen"
+        upcoming = []
+        if trigger.get("type") == "schedule" and campaign.status == "active":
+            upcoming = upcoming_runs(trigger, now, 1)
         items.append(
             {
                 "row": campaign,
                 "trigger_text": trigger_text,
+                "next_run": upcoming[0]["local"] if upcoming else None,
                 "counts": counts.get(campaign.id, {"delivered": 0, "failed": 0}),
                 "actions": LIFECYCLE.get(campaign.status, ()),
             }
@@ -170,6 +178,12 @@ def campaign_create() -> Any:
     return redirect(url_for("builder.campaign_edit", campaign_id=campaign.id))
 
 
+def waiting_to_retry(db: Any, campaign: Campaign) -> int:
+    """How many of the campaign's notifications wait for a retry with their old request."""
+    filters = LogFilter(campaign_id=campaign.id, status="retrying")
+    return log_bulk.count_retryable(db, campaign.workspace_id, filters)
+
+
 @bp.get("/campaigns/<campaign_id>")
 @login_required
 def campaign_edit(campaign_id: str) -> str:
@@ -209,8 +223,23 @@ def campaign_edit(campaign_id: str) -> str:
         sample_event_properties=SAMPLE_EVENT_PROPERTIES,
         timezones=timezone_names(),
         editor_state={"id": campaign.id, "status": campaign.status},
+        waiting_to_retry=waiting_to_retry(db, campaign),
+        chosen_test_contact=request.args.get("test_contact", ""),
+        picker=picker_state(trigger if trigger.get("type") == "schedule" else None),
+        weekdays=WEEKDAYS,
         **suggestions(g.workspace.id),
     )
+
+
+def _refusal_in_words(action: str, exc: campaign_service.CampaignError) -> str:
+    """The refusal with each problem named by its tab and field, not its API path."""
+    if not exc.problems:
+        return f"Could not {action} the campaign: {exc}"
+    items = [
+        f"{field_label(p.get('path') or '') or 'Campaign'}: {p['message']}" for p in exc.problems
+    ]
+    things = "thing" if len(items) == 1 else "things"
+    return f"Could not {action} the campaign — {len(items)} {things} to finish: " + "; ".join(items)
 
 
 @bp.post("/campaigns/<campaign_id>/<any(activate, pause, archive, duplicate):action>")
@@ -236,7 +265,7 @@ def campaign_lifecycle(campaign_id: str, action: str) -> Response:
             campaign_service.archive_campaign(db, campaign)
     except campaign_service.CampaignError as exc:
         db.rollback()
-        flash(f"Could not {action} the campaign: {exc}", "error")
+        flash(_refusal_in_words(action, exc), "error")
     else:
         kinds = {"activate": "activated", "pause": "paused", "archive": "archived"}
         record_campaign(db, f"campaign.{kinds[action]}", campaign)

@@ -8,6 +8,7 @@ what the page's script uses to put each message beside its field.
 
 from __future__ import annotations
 
+import difflib
 import json
 import zoneinfo
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from engine.templating.errors import RenderError
 from engine.templating.render import render_request
 from engine.templating.variables import build_variables, sample_variables
 from web import render_settings
+from web.builder.field_words import field_label, field_labels
 from web.database import get_session
 from web.json_input import JsonLimitError, load_json
 from web.schemas.channel import WebhookChannelSchema
@@ -60,15 +62,23 @@ class EditorError(Exception):
         message: str,
         details: Mapping[str, list[str]] | None = None,
         code: str = "",
+        warnings: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.details = status, message, dict(details or {})
+        self.warnings = warnings
         self.code = code or ("validation_error" if status == 422 else "error")
 
     def response(self) -> Response:
-        answer = jsonify(
-            {"error": {"code": self.code, "message": self.message, "details": self.details}}
-        )
+        error = {
+            "code": self.code,
+            "message": self.message,
+            "details": self.details,
+            "labels": field_labels(self.details),
+        }
+        if self.warnings is not None:
+            error["warnings"] = self.warnings
+        answer = jsonify({"error": error})
         answer.status_code = self.status
         return answer
 
@@ -94,12 +104,45 @@ def json_payload() -> dict[str, Any]:
     return data
 
 
-def channel_warnings(channel: Mapping[str, Any], prefix: str = "webhook") -> list[dict[str, Any]]:
-    """Variables used without a fallback, located like errors (shown before saving)."""
-    return [
-        {**p.as_dict(), "location": f"{prefix}.{p.location}" if p.location else prefix}
-        for p in variables_without_fallback(channel)
-    ]
+def did_you_mean_attribute(variable: str | None, known: list[str]) -> str:
+    """`` — did you mean contact.first_name?`` for a contact attribute no contact has, when
+    attributes the workspace's contacts do have are close (a typo, or a word of the
+    name: ``name`` for ``first_name`` and ``last_name``); else ``""``."""
+    if not variable or not variable.startswith("contact.") or variable in known:
+        return ""
+    if variable in ("contact.id", "contact.external_id"):
+        return ""
+    attribute = variable.removeprefix("contact.")
+    keys = [path.removeprefix("contact.") for path in known if path.startswith("contact.")]
+    close = difflib.get_close_matches(attribute, keys, n=2, cutoff=0.75)
+    close = close or [key for key in keys if attribute in key.split("_")][:2]
+    close = close or difflib.get_close_matches(attribute, keys, n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return " \u2014 did you mean " + " or ".join(f"contact.{key}" for key in close) + "?"
+
+
+def known_attribute_paths(extra: Mapping[str, Any] | None = None) -> list[str]:
+    """``contact.<key>`` of the workspace's contacts (and of ``extra``, the test contact)."""
+    paths = set(builder_lookups.contact_attribute_paths(get_session(), g.workspace.id))
+    paths.update(f"contact.{key}" for key in (extra or {}))
+    return sorted(paths)
+
+
+def channel_warnings(
+    channel: Mapping[str, Any], prefix: str = "webhook", known: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Variables used without a fallback, located like errors (shown before saving); with
+    ``known`` attribute paths, an unknown attribute gets a "did you mean"."""
+    warnings = []
+    for problem in variables_without_fallback(channel):
+        data = problem.as_dict()
+        if known is not None:
+            data["message"] += did_you_mean_attribute(problem.variable, known)
+        data["location"] = f"{prefix}.{problem.location}" if problem.location else prefix
+        data["label"] = field_label(data["location"])
+        warnings.append(data)
+    return warnings
 
 
 def _test_contact(spec: Any) -> dict[str, Any]:
@@ -171,24 +214,44 @@ def preview_request(
         raise EditorError(422, "The webhook settings are missing.")
     settings = render_settings()
     webhook = channel_with_secrets(*split_channel(webhook, stored_secrets))
+    contact = _test_contact(payload.get("contact"))
+    known = known_attribute_paths(contact.get("attributes"))
     try:
         channel = WebhookChannelSchema(settings=settings).load(webhook)
     except ValidationError as exc:
-        raise validation_failed(exc, "webhook", "No preview") from None
+        failed = validation_failed(exc, "webhook", "No preview")
+        failed.warnings = _warnings_of_raw(webhook, known)
+        raise failed from None
     variables = build_variables(
-        contact=_test_contact(payload.get("contact")),
+        contact=contact,
         event=_test_event(payload.get("event")),
         campaign=campaign,
         workspace={"id": g.workspace.id, "name": g.workspace.name},
         notification_id="msg_preview",
         now=datetime.now(UTC),
     )
+    warnings = channel_warnings(channel, known=known)
     try:
         rendered = render_request(channel, variables, settings)
     except RenderError as exc:
         location = f"webhook.{exc.location}" if exc.location else "webhook"
-        raise EditorError(422, str(exc), {location: [exc.message]}, code=exc.code) from None
-    return {"request": rendered.masked(), "warnings": channel_warnings(channel)}
+        message = exc.message + did_you_mean_attribute(exc.variable, known)
+        raise EditorError(
+            422,
+            "No preview: with this test data the request cannot be built.",
+            {location: [message]},
+            code=exc.code,
+            warnings=warnings,
+        ) from None
+    return {"request": rendered.masked(), "warnings": warnings}
+
+
+def _warnings_of_raw(webhook: Mapping[str, Any], known: list[str]) -> list[dict[str, Any]]:
+    """Warnings of a channel that does not load yet (best effort: none if it cannot be read)."""
+    try:
+        return channel_warnings(webhook, known=known)
+    except Exception:
+        return []
 
 
 def none_group(node: Any) -> bool:

@@ -1,7 +1,8 @@
 """The notifications log pages: list, detail sheet, retry/cancel, bulk retry, health, alerts.
 
 Server-rendered under ``templates/log/``; the only script is ``static/log.js`` (bulk retry
-progress). Changes check the role on the server; forms carry CSRF tokens.
+progress, the filters' fold on phones). Changes check the role on the server; forms carry
+CSRF tokens.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def _alerts_context() -> dict[str, Any]:
 
 def init_app(app: Flask) -> None:
     from web.log import health, pages  # noqa: F401  (registers routes on bp)
+    from web.log.explanations import alert_words
 
     app.register_blueprint(bp)
+    app.add_template_global(alert_words)
     app.context_processor(_alerts_context)

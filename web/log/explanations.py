@@ -134,11 +134,18 @@ def explain(error_code: str | None, status_code: int | None = None) -> Explanati
 REASONS: dict[str, str] = {
     "webhook_disabled": "held because the campaign's webhook is disabled after repeated "
     "failures; re-enable it on the campaign's health page to send",
-    "webhook_inactive": "held because the campaign's webhook is switched off (active is off "
-    "in the Content tab)",
+    "webhook_inactive": "held because sending is paused for this campaign (Content tab, "
+    "Delivery: Sending); messages are kept and go out when sending is on again",
     "frequency_capped": "skipped: the contact already got the most this campaign allows in "
     "its frequency cap period",
 }
+
+
+def alert_words(kind: str) -> str:
+    """An alert's kind as a badge says it: ``failures_5`` is "5 failures in a row"."""
+    if kind.startswith("failures_") and kind.removeprefix("failures_").isdigit():
+        return f"{kind.removeprefix('failures_')} failures in a row"
+    return {"disabled": "webhook disabled"}.get(kind, kind.replace("_", " "))
 
 
 def explain_reason(reason: str | None) -> str | None:

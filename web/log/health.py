@@ -8,6 +8,8 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
+from engine.rules.triggers import describe_schedule
+from engine.store import campaigns as campaign_store
 from engine.store import health as health_store
 from engine.store import log as log_store
 from engine.store import log_stats
@@ -15,9 +17,11 @@ from engine.store.models import Campaign
 from engine.store.types import utcnow
 from web import charts
 from web.auth import login_required, require_role
+from web.builder.schedule_picker import upcoming_runs
 from web.database import get_session
 from web.log import bp
 
+RUNS_SHOWN = 20
 COLOURS = {"delivered": "#1f8a4c", "failed": "#c0352b", "retrying": "#b26b00"}
 LATENCY_COLOURS = {"p50": "#3457d5", "p90": "#7a5af8", "p99": "#c0352b"}
 
@@ -80,6 +84,15 @@ def campaign_health(campaign_id: str) -> str:
         week=week,
         day_charts=chart_pair(day, "last 24 hours"),
         week_charts=chart_pair(week, "last 7 days"),
+        schedule_words=describe_schedule(campaign.trigger or {})
+        if campaign.trigger_type == "schedule"
+        else "",
+        runs=campaign_store.list_runs(session, campaign.id, limit=RUNS_SHOWN)
+        if campaign.trigger_type == "schedule"
+        else [],
+        upcoming=upcoming_runs(campaign.trigger or {}, now)
+        if campaign.trigger_type == "schedule" and campaign.status == "active"
+        else [],
     )
 
 
@@ -95,7 +108,8 @@ def enable_webhook(campaign_id: str) -> Response:
         abort(404)
     session.commit()
     _, released = result
-    flash(f"Webhook enabled. {released} held notification(s) released for sending.")
+    noun = "notification" if released == 1 else "notifications"
+    flash(f"Webhook enabled. {released} held {noun} released for sending.")
     return redirect(url_for("log.campaign_health", campaign_id=campaign_id))
 
 
@@ -117,5 +131,5 @@ def acknowledge_alerts() -> Response:
         session, g.workspace.id, g.user.id, utcnow(), None if alert_id is None else [alert_id]
     )
     session.commit()
-    flash(f"{count} alert(s) acknowledged.")
+    flash(f"{count} alert{'' if count == 1 else 's'} acknowledged.")
     return redirect(url_for("log.alerts"))

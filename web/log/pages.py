@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -23,9 +24,11 @@ from web.database import get_database, get_session
 from web.log import bp
 from web.log.explanations import explain, explain_reason, explain_wait
 from web.paging import keyset_page
-from web.schemas.notification import bulk_job_to_json, filter_from_args
+from web.schemas.notification import attempt_request, bulk_job_to_json, filter_from_args
 
 PAGE_SIZE = 50
+#: Bulk retries this recent are listed above the log.
+RECENT_JOBS_WINDOW = timedelta(hours=24)
 FILTER_FIELDS = ("campaign_id", "status", "contact", "event", "test", "since", "until")
 
 
@@ -66,6 +69,7 @@ def notifications() -> str:
     rows = page.rows
     now = utcnow()
     waits = log_store.channel_waits(session, rows, now)
+    jobs = log_bulk.recent_jobs(session, g.workspace.id, now - RECENT_JOBS_WINDOW)
     return render_template(
         "log/notifications.html",
         rows=rows,
@@ -77,6 +81,12 @@ def notifications() -> str:
         errors=errors,
         page=page,
         explain=explain,
+        recent_jobs=[
+            (job, describe_outcomes(log_bulk.job_outcomes(session, job.id))[0]) for job in jobs
+        ],
+        job_names=log_store.campaign_names(
+            session, g.workspace.id, (j.filters.get("campaign_id") or "" for j in jobs)
+        ),
     )
 
 
@@ -94,19 +104,26 @@ def notification_detail(notification_id: str) -> str:
         (detail.campaign.channel if detail.campaign else {}).get("log_response_body", True)
     )
     request_snapshot = notification.request or {}
-    return render_template(
-        "log/detail.html",
-        n=notification,
-        campaign=detail.campaign,
-        attempts=[
+    attempts = []
+    for attempt in reversed(detail.attempts):
+        sent = attempt_request(attempt, notification.request)
+        attempts.append(
             {
                 "row": attempt,
                 "explanation": explain(attempt.error_code, attempt.status_code),
                 "body": pretty_body(attempt.response_body),
                 "headers": sorted((attempt.response_headers or {}).items()),
+                "request": sent,
+                "request_body": pretty_body((sent or {}).get("body")),
+                # an attempt that sent something else than the request shown above
+                "request_differs": sent is not None and sent != notification.request,
             }
-            for attempt in reversed(detail.attempts)
-        ],
+        )
+    return render_template(
+        "log/detail.html",
+        n=notification,
+        campaign=detail.campaign,
+        attempts=attempts,
         request_body=pretty_body(request_snapshot.get("body")),
         snapshot=request_snapshot,
         log_bodies=log_bodies,
@@ -140,7 +157,7 @@ def notification_action(notification_id: str, action: str) -> Response:
             activity_log.record_retry(session, row)
         session.commit()
         if action == "cancel":
-            flash("Cancelled: it will not be sent.")
+            flash("Retrying stopped: it will not be sent.")
         elif row.status == "failed":
             flash(f"Not sent: {row.error_message}", "error")
         elif row.status == "held":
@@ -158,10 +175,22 @@ def bulk_retry_confirm() -> str:
     filters, errors = _parse_filters(args)
     if errors:
         abort(400)
-    count = log_bulk.count_retryable(get_session(), g.workspace.id, filters)
-    names = log_store.campaign_names(get_session(), g.workspace.id, [filters.campaign_id or ""])
+    session = get_session()
+    by_status = log_bulk.count_retryable_by_status(session, g.workspace.id, filters)
+    matches = log_bulk.preview_retryable(session, g.workspace.id, filters)
+    names = log_store.campaign_names(
+        session, g.workspace.id, [filters.campaign_id or "", *(n.campaign_id for n in matches)]
+    )
     return render_template(
-        "log/bulk_confirm.html", args=args, filters=filters, count=count, names=names
+        "log/bulk_confirm.html",
+        args=args,
+        filters=filters,
+        count=sum(by_status.values()),
+        by_status=by_status,
+        statuses=log_bulk.retry_statuses(filters),
+        matches=matches,
+        names=names,
+        explain=explain,
     )
 
 
@@ -184,19 +213,55 @@ def bulk_retry_start() -> Response:
     return redirect(url_for("log.bulk_job", job_id=job.id))
 
 
+#: How each status reads on a bulk job's page, in the order it is listed.
+OUTCOME_WORDS = (
+    ("delivered", "delivered"),
+    ("pending", "waiting to be sent"),
+    ("sending", "being sent"),
+    ("retrying", "failed again and will be retried"),
+    ("failed", "failed"),
+    ("held", "held (sending is off or the webhook is disabled)"),
+    ("cancelled", "cancelled"),
+)
+
+
+def describe_outcomes(outcomes: dict[str, int]) -> tuple[str, bool]:
+    """How the notifications a bulk retry moved ended, in words; and whether all have."""
+    if not outcomes:
+        return "None retried yet.", False
+    parts = [f"{outcomes[s]} {words}" for s, words in OUTCOME_WORDS if outcomes.get(s)]
+    settled = not (outcomes.get("pending") or outcomes.get("sending"))
+    return "Since the retry: " + ", ".join(parts) + ".", settled
+
+
+def _job_view(session: Any, job: Any) -> dict[str, Any]:
+    outcomes = log_bulk.job_outcomes(session, job.id)
+    summary, settled = describe_outcomes(outcomes)
+    return {**bulk_job_to_json(job, outcomes), "summary": summary, "settled": settled}
+
+
 @bp.get("/notifications/jobs/<job_id>")
 @login_required
 def bulk_job(job_id: str) -> str:
-    job = log_bulk.get_bulk_job(get_session(), g.workspace.id, job_id)
+    session = get_session()
+    job = log_bulk.get_bulk_job(session, g.workspace.id, job_id)
     if job is None:
         abort(404)
-    return render_template("log/bulk_job.html", job=job, args=job.filters)
+    view = _job_view(session, job)
+    return render_template(
+        "log/bulk_job.html",
+        job=job,
+        args=job.filters,
+        summary=view["summary"],
+        settled=view["settled"],
+    )
 
 
 @bp.get("/notifications/jobs/<job_id>.json")
 @login_required
 def bulk_job_json(job_id: str) -> dict[str, Any]:
-    job = log_bulk.get_bulk_job(get_session(), g.workspace.id, job_id)
+    session = get_session()
+    job = log_bulk.get_bulk_job(session, g.workspace.id, job_id)
     if job is None:
         abort(404)
-    return bulk_job_to_json(job)
+    return _job_view(session, job)

@@ -72,12 +72,14 @@ class CampaignSchema(Schema):
         settings: RenderSettings | None = None,
         base_channel: Mapping[str, Any] | None = None,
         stored_trigger: Mapping[str, Any] | None = None,
+        draft: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.render_settings = settings or RenderSettings()
         self.base_channel = base_channel
         self.stored_trigger = stored_trigger
+        self.draft = draft  # a draft's webhook may be incomplete (no URL yet)
 
     @classmethod
     def for_update(cls, campaign: Campaign, settings: RenderSettings) -> CampaignSchema:
@@ -89,8 +91,12 @@ class CampaignSchema(Schema):
                 campaign.channel, campaign.channel_secrets, campaign.signing_secret
             ),
             stored_trigger=campaign.trigger,
+            draft=campaign.status == "draft",
             partial=True,
         )
+
+    def _channel_schema(self) -> WebhookChannelSchema:
+        return WebhookChannelSchema(settings=self.render_settings, incomplete=self.draft)
 
     @validates_schema
     def _rules(self, data: dict[str, Any], **_: Any) -> None:
@@ -114,7 +120,7 @@ class CampaignSchema(Schema):
         if data.get("webhook") is not None:
             merged = merge_channel_patch(self.base_channel, data["webhook"])
             try:
-                WebhookChannelSchema(settings=self.render_settings).load(merged)
+                self._channel_schema().load(merged)
             except ValidationError as exc:
                 errors.update(flatten_messages(exc.normalized_messages(), "webhook"))
         if errors:
@@ -125,7 +131,7 @@ class CampaignSchema(Schema):
         """The webhook as stored: the merge over ``base_channel`` with defaults filled."""
         if data.get("webhook") is not None:
             merged = merge_channel_patch(self.base_channel, data["webhook"])
-            loaded = WebhookChannelSchema(settings=self.render_settings).load(merged)
+            loaded = self._channel_schema().load(merged)
             if "secret" in merged:
                 loaded["secret"] = merged["secret"]
             data["webhook"] = loaded

@@ -120,9 +120,13 @@ def _is_int(value: Any) -> bool:
 
 
 class WebhookChannelSchema(Schema):
-    """A webhook channel; ``settings`` decides the HTTPS rule and allowed networks."""
+    """A webhook channel; ``settings`` decides the HTTPS rule and allowed networks.
 
-    url = fields.String(required=True, validate=validate.Length(1, 8 * 1024))
+    ``incomplete=True`` (a draft campaign's channel) lets the URL be empty or missing:
+    activation checks it. Whatever is filled in is still checked.
+    """
+
+    url = fields.String(load_default="", validate=validate.Length(max=8 * 1024))
     method = fields.String(load_default="POST", validate=validate.OneOf(METHODS))
     content_type = fields.String(load_default="json", validate=validate.OneOf(CONTENT_TYPES))
     headers = fields.List(
@@ -158,18 +162,30 @@ class WebhookChannelSchema(Schema):
         },
     )
 
-    def __init__(self, *args: Any, settings: RenderSettings | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        settings: RenderSettings | None = None,
+        incomplete: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.render_settings = settings or RenderSettings()
+        self.incomplete = incomplete
 
     # Runs even when a field failed, so a marketer sees every problem in one round. A field
     # that failed (or is missing) is absent from ``data`` and already has its own error.
     @validates_schema(skip_on_field_errors=False)
     def _templates(self, data: dict[str, Any], **_: Any) -> None:
         errors: dict[str, list[str]] = {}
+        no_url = "url" in data and not data["url"].strip()
+        if no_url and not self.incomplete:
+            errors["url"] = ["Enter the address the webhook is sent to."]
         for problem in validate_channel(data, self.render_settings):
             if problem.severity != "error" or _top_field(problem.location) not in data:
                 continue
+            if no_url and _top_field(problem.location) == "url":
+                continue  # said above, or allowed in a draft
             where = f"line {problem.line}, column {problem.column}: " if problem.column else ""
             if problem.line and not problem.column:
                 where = f"line {problem.line}: "

@@ -58,7 +58,15 @@ def error_json(code: str | None, message: str | None) -> dict[str, Any] | None:
     return None if code is None and message is None else {"code": code, "message": message}
 
 
-def attempt_to_json(attempt: Any) -> dict[str, Any]:
+def attempt_request(attempt: Any, current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What an attempt sent: its own record, else the notification's request (None when
+    the request could not be rendered, so nothing was sent)."""
+    if attempt.error_code == "render_error":
+        return None
+    return attempt.request or current
+
+
+def attempt_to_json(attempt: Any, current: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "number": attempt.number,
         "started_at": attempt.started_at,
@@ -68,6 +76,7 @@ def attempt_to_json(attempt: Any) -> dict[str, Any]:
         "response_body": attempt.response_body,
         "response_truncated": attempt.response_truncated,
         "error": error_json(attempt.error_code, attempt.error_message),
+        "request": attempt_request(attempt, current),
     }
 
 
@@ -107,13 +116,14 @@ def notification_to_json(
         "error": error_json(notification.error_code, notification.error_message),
     }
     if attempts is not None:
-        data["attempts"] = [attempt_to_json(a) for a in attempts]
+        data["attempts"] = [attempt_to_json(a, notification.request) for a in attempts]
         data["waiting"] = waiting_to_json(wait)
     return data
 
 
-def bulk_job_to_json(job: Any) -> dict[str, Any]:
-    return {
+def bulk_job_to_json(job: Any, outcomes: dict[str, int] | None = None) -> dict[str, Any]:
+    """The job and its progress; with ``outcomes``, where the retried ones are now."""
+    data = {
         "id": job.id,
         "kind": job.kind,
         "status": job.status,
@@ -123,3 +133,6 @@ def bulk_job_to_json(job: Any) -> dict[str, Any]:
         "created_at": job.created_at,
         "finished_at": job.finished_at,
     }
+    if outcomes is not None:
+        data["outcomes"] = outcomes
+    return data

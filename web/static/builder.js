@@ -57,6 +57,12 @@
     for (const tab of tabs) tab.setAttribute("aria-selected", String(tab.dataset.tab === name));
     for (const panel of $$("[data-panel]")) panel.hidden = panel.dataset.panel !== name;
     if (history.replaceState) history.replaceState(null, "", `#${name}`);
+    // The preview sits beside Content and Test (side by side on wide screens, below on narrow).
+    const pane = $("[data-preview-pane]");
+    if (pane) {
+      pane.hidden = !(name === "test" || name === "content");
+      $("[data-editor-body]").classList.toggle("with-preview", !pane.hidden);
+    }
     if (name === "test" || name === "content") schedulePreview();
   }
 
@@ -79,8 +85,8 @@
     }
     for (const row of $$('[data-row="field"]')) {
       const fromVariable = $('[data-key="kind"]', row).value === "source";
-      $('[data-key="source"]', row).hidden = !fromVariable;
-      $('[data-key="value"]', row).hidden = fromVariable;
+      $('[data-cell="source"]', row).hidden = !fromVariable;
+      $('[data-cell="value"]', row).hidden = fromVariable;
     }
     for (const leaf of $$("[data-cond-leaf]")) {
       const op = $("[data-cond-op]", leaf).value;
@@ -191,6 +197,7 @@
       if (el.type === "radio" && !el.checked) continue;
       let value = el.type === "checkbox" ? el.checked : el.value;
       if (el.dataset.type === "int") value = wholeNumber(value);
+      if (el.dataset.type === "bool") value = value === "true";
       if (el.hasAttribute("data-secret") && value === "") continue; // blank keeps the saved secret
       setPath(channel, el.dataset.path.slice(prefix.length + 1), value);
     }
@@ -225,14 +232,28 @@
     return channel;
   }
 
+  // The picker as a classic cron: "30 9 * * 1,3" (1 = Monday, 0 = Sunday).
+  function pickerCron(kind) {
+    const [hour, minute] = ($("[data-schedule-time]").value || "09:00").split(":").map((part) => Number(part));
+    const at = `${minute || 0} ${hour || 0}`;
+    if (kind === "daily") return `${at} * * *`;
+    if (kind === "monthly") return `${at} ${$("[data-schedule-monthday]").value || 1} * *`;
+    const days = $$("[data-schedule-weekday]").filter((box) => box.checked).map((box) => box.value);
+    return `${at} * * ${days.join(",") || "none"}`;
+  }
+
   function collectTrigger() {
     if (controlValue("trigger.type") === "schedule") {
       const trigger = { type: "schedule" };
-      if (controlValue("@schedule-kind") === "at") {
+      const kind = controlValue("@schedule-kind");
+      if (kind === "once") {
         const at = $("[data-schedule-at]").value;
         trigger.at = at.length === 16 ? `${at}:00` : at;
-      } else {
+      } else if (kind === "advanced") {
         trigger.cron = $("[data-schedule-cron]").value.trim();
+      } else {
+        trigger.cron = pickerCron(kind);
+        $("[data-schedule-cron]").value = trigger.cron; // "advanced" starts from the picked one
       }
       trigger.timezone = $("[data-schedule-timezone]").value.trim() || "UTC";
       return trigger;
@@ -327,8 +348,10 @@
     return panel;
   }
 
-  function showErrors(error) {
+  // Every problem beside its field (tabs with one get a marker) and listed in words above.
+  function showErrors(error, { switchTab = true } = {}) {
     const details = (error && error.details) || {};
+    const labels = (error && error.labels) || {};
     const box = $("[data-errors-box]");
     const heading = document.createElement("p");
     heading.textContent = (error && error.message) || "Not saved.";
@@ -341,14 +364,33 @@
         const panel = target ? placeMessage(target, location, text, "field-error") : null;
         firstPanel = firstPanel || panel;
         const item = document.createElement("li");
-        item.textContent = location && location !== "_schema" ? `${location}: ${text}` : text;
+        const where = labels[location] || (location && location !== "_schema" ? location : "");
+        item.textContent = where ? `${where}: ${text}` : text;
         list.appendChild(item);
       }
     }
     box.appendChild(list);
     box.hidden = false;
-    if (firstPanel) selectTab(firstPanel.dataset.panel);
+    if (firstPanel && switchTab) selectTab(firstPanel.dataset.panel);
   }
+
+  // While problems are shown, each edit asks the server again (nothing is saved), so a
+  // message goes away as soon as its field is right, and stays while it is not.
+  let checking = null; // null, or {activate: bool} once problems were shown
+  async function recheck() {
+    if (!checking || !root.dataset.checkUrl) return;
+    const url = root.dataset.checkUrl + (checking.activate ? "?activate=1" : "");
+    const result = await postJSON(url, collect());
+    if (!result.ok || !checking) return;
+    const details = result.data.details || {};
+    clearErrors();
+    const count = Object.values(details).reduce((n, list) => n + list.length, 0);
+    if (!count) { checking = null; return; }
+    const things = count === 1 ? "1 thing" : `${count} things`;
+    const message = checking.activate ? `Not activated yet: ${things} to finish.` : `Not saved: ${things} to fix.`;
+    showErrors({ message, details, labels: result.data.labels }, { switchTab: false });
+  }
+  const scheduleRecheck = debounce(recheck, 400);
 
   // Each warning is shown once: beside its field when the Content tab has one, else listed
   // under the body.
@@ -364,7 +406,8 @@
         continue;
       }
       const item = document.createElement("li");
-      item.textContent = warning.location ? `${warning.location}: ${warning.message}` : warning.message;
+      const where = warning.label || warning.location;
+      item.textContent = where ? `${where}: ${warning.message}` : warning.message;
       list.appendChild(item);
     }
   }
@@ -388,9 +431,11 @@
     const result = await postJSON(root.dataset.saveUrl, collect());
     if (!result.ok) {
       showErrors(result.data.error);
+      if (result.status === 422) checking = { activate: false };
       setSaveState("Not saved: see the messages");
       return false;
     }
+    if (checking && !checking.activate) checking = null;
     dirty = false;
     setSaveState("Saved");
     for (const input of $$("[data-secret]")) {
@@ -400,7 +445,18 @@
     const title = $('[data-testid="campaign-title"], [data-testid="template-title"]');
     if (title && result.data.name) title.textContent = result.data.name;
     showWarnings(result.data.warnings);
+    showRetryBanner(result.data.waiting_to_retry);
     return true;
+  }
+
+  // After a save: offer to rebuild the notifications still waiting to retry.
+  function showRetryBanner(count) {
+    const banner = $("[data-retry-banner]");
+    if (!banner || typeof count !== "number") return;
+    banner.hidden = count === 0;
+    for (const el of $$("[data-retry-count]", banner)) el.textContent = String(count);
+    for (const el of $$("[data-retry-noun]", banner)) el.textContent = count === 1 ? "notification" : "notifications";
+    for (const el of $$("[data-retry-verb]", banner)) el.textContent = count === 1 ? "is" : "are";
   }
 
   // ---------------------------------------------------------------- preview and test data
@@ -447,23 +503,35 @@
       problem.hidden = false;
       return;
     }
+    showPreviewSubject(payload);
     state.textContent = "updating…";
     const result = await postJSON(root.dataset.previewUrl, payload);
     if (sequence !== previewSequence) return; // a newer preview is on its way
     state.textContent = "";
     problem.textContent = "";
+    for (const el of $$(".preview-problem")) el.remove();
     if (!result.ok) {
+      // Say why beside the field that causes it (and once here, in words); keep the
+      // warnings about other fields.
       const error = result.data.error || {};
+      const labels = error.labels || {};
       const heading = document.createElement("p");
       heading.textContent = error.message || "The request cannot be rendered.";
       problem.appendChild(heading);
       for (const [location, messages] of Object.entries(error.details || {})) {
+        const text = [].concat(messages).join(" ");
         const line = document.createElement("p");
-        line.textContent = `${location}: ${[].concat(messages).join(" ")}`;
+        const where = labels[location] || (location !== "_schema" ? location : "");
+        line.textContent = where ? `${where}: ${text}` : text;
         problem.appendChild(line);
+        const target = location && findTarget(location);
+        if (target && target.closest('[data-panel="content"]')) {
+          placeMessage(target, location, text, "field-error preview-problem");
+        }
       }
       problem.hidden = false;
       box.classList.add("stale");
+      if (error.warnings) showWarnings(error.warnings);
       return;
     }
     problem.hidden = true;
@@ -479,6 +547,24 @@
   }
 
   const schedulePreview = debounce(preview, 350);
+
+  // The preview pane's "Preview with" mirrors the Test tab's choice, and sets it.
+  function showPreviewSubject(payload) {
+    const chooser = $("[data-preview-with]");
+    if (!chooser) return;
+    const contact = payload.contact && payload.contact.attributes === undefined ? payload.contact.external_id : "";
+    if (contact && !Array.from(chooser.options).some((o) => o.value === contact)) {
+      chooser.add(new Option(`contact ${contact}`, contact));
+    }
+    chooser.value = contact || "";
+  }
+
+  function previewWith(externalId) {
+    for (const radio of $$("[data-test-source]")) radio.checked = radio.value === (externalId ? "contact" : "sample");
+    if (externalId) pickContact(externalId);
+    refreshVisibility();
+    schedulePreview();
+  }
 
   function prettyBody(text) {
     if (!text) return "(no body)";
@@ -523,6 +609,10 @@
     if (dirty && !(await save())) return;
     let payload;
     try { payload = testData(); } catch (error) { window.alert(error.message); return; }
+    if (!payload.contact) {
+      window.alert("Choose a test contact (or search for one), or switch to sample data.");
+      return;
+    }
     const section = $("[data-test-result]");
     const badge = $("[data-result-badge]");
     const summary = $("[data-result-summary]");
@@ -549,8 +639,9 @@
     } else {
       const error = data.error || {};
       badge.className = "badge badge-failed";
-      badge.textContent = error.code || "failed";
-      summary.textContent = error.message || "The test could not be sent.";
+      badge.textContent = "not sent";
+      const where = Object.entries(error.details || {}).map(([location, messages]) => `${(error.labels || {})[location] || location}: ${[].concat(messages).join(" ")}`);
+      summary.textContent = [error.message || "The test could not be sent.", ...where].join(" — ");
     }
     if (data.notification_id) {
       $("[data-result-link]").textContent = `Logged as test notification ${data.notification_id}.`;
@@ -562,6 +653,11 @@
   const refreshSchedule = debounce(async () => {
     const target = $("[data-schedule-preview]");
     if (!target || controlValue("trigger.type") !== "schedule") return;
+    if (controlValue("@schedule-kind") === "weekly" && !$$("[data-schedule-weekday]").some((box) => box.checked)) {
+      target.classList.add("field-error");
+      target.textContent = "Choose at least one day of the week.";
+      return;
+    }
     const result = await postJSON(root.dataset.scheduleUrl, { trigger: collectTrigger() });
     const data = result.data || {};
     target.classList.toggle("field-error", !result.ok);
@@ -656,11 +752,11 @@
   // ---------------------------------------------------------------- wiring
 
   root.addEventListener("click", (event) => {
-    const target = event.target.closest("button");
+    const target = event.target.closest("button, [data-goto-tab]");
     if (!target) return;
     if (target.dataset.tab) selectTab(target.dataset.tab);
-    else if (target.dataset.addRow) { addRow(target.dataset.addRow); markDirty(); schedulePreview(); }
-    else if (target.hasAttribute("data-remove-row")) { target.closest("[data-row]").remove(); markDirty(); schedulePreview(); }
+    else if (target.dataset.addRow) { addRow(target.dataset.addRow); markDirty(); schedulePreview(); scheduleRecheck(); }
+    else if (target.hasAttribute("data-remove-row")) { target.closest("[data-row]").remove(); markDirty(); schedulePreview(); scheduleRecheck(); }
     else if (target.dataset.condAdd) { addCondition(target); markDirty(); }
     else if (target.hasAttribute("data-cond-remove")) {
       target.closest("[data-cond-group], [data-cond-leaf], [data-cond-raw]").remove();
@@ -674,6 +770,7 @@
     else if (target.hasAttribute("data-close-dialog")) target.closest("dialog").close();
     else if (target.hasAttribute("data-save-template")) saveAsTemplate(target);
     else if (target.dataset.pickContact) pickContact(target.dataset.pickContact);
+    else if (target.dataset.gotoTab) { event.preventDefault(); selectTab(target.dataset.gotoTab); }
     else return;
     refreshVisibility();
   });
@@ -683,7 +780,7 @@
     if (el.closest("dialog")) return;
     if (el.matches("[data-contact-search]")) { searchContacts(el.value); return; }
     refreshVisibility();
-    if (el.closest(".editor-fields")) markDirty();
+    if (el.closest(".editor-fields")) { markDirty(); scheduleRecheck(); }
     if (el.closest('[data-panel="content"], [data-panel="test"]')) schedulePreview();
     if (el.closest('[data-panel="setup"]')) {
       refreshSchedule();
@@ -691,15 +788,38 @@
       if (el.matches('[data-path="trigger.type"]')) schedulePreview();
     }
   }
+  root.addEventListener("change", (event) => {
+    if (event.target.matches("[data-preview-with]")) previewWith(event.target.value);
+  });
   root.addEventListener("input", onEdit);
   root.addEventListener("change", onEdit);
 
   // A lifecycle button (activate, pause…) saves pending edits first, then submits.
+  // Activating first asks what is missing, and shows each beside its field.
+  async function checkActivation() {
+    if (!root.dataset.checkUrl) return true;
+    const result = await postJSON(root.dataset.checkUrl + "?activate=1", collect());
+    const details = (result.ok && result.data.details) || {};
+    const count = Object.values(details).reduce((n, list) => n + list.length, 0);
+    if (result.ok && !count) return true;
+    clearErrors();
+    if (!result.ok) { showErrors(result.data.error); return false; }
+    const things = count === 1 ? "1 thing" : `${count} things`;
+    showErrors({ message: `Not activated yet: ${things} to finish.`, details, labels: result.data.labels });
+    checking = { activate: true };
+    setSaveState("");
+    return false;
+  }
+
   for (const form of $$("form")) {
     form.addEventListener("submit", async (event) => {
-      if (!dirty || event.defaultPrevented) return;
+      if (event.defaultPrevented) return;
+      const activating = form.action.endsWith("/activate");
+      if (!dirty && !activating) return;
       event.preventDefault();
-      if (await save()) form.submit();
+      if (dirty && !(await save())) return;
+      if (activating && !(await checkActivation())) return;
+      form.submit();
     });
   }
 

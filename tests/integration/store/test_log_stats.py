@@ -70,3 +70,36 @@ def test_daily_window(db, workspace):
     assert [b.delivered for b in stats.buckets] == [1, 0, 0, 0, 2, 0, 1]
     assert stats.buckets[4].p50 == 30
     assert stats.latency["p99"] == 70
+
+
+def test_counts_add_up_over_seconds_and_across_an_hour_boundary(db, workspace):
+    """Deliveries seconds apart land in their hour and are added, not overwritten."""
+    boundary = datetime(2026, 3, 2, 11, tzinfo=UTC)
+    with db.transaction() as s:
+        c = make_campaign(s, workspace.id)
+        for offset in range(-4, 3):  # 10:59:56 … 11:00:02, one a second
+            moment = boundary + timedelta(seconds=offset, milliseconds=250)
+            make_recorded_notification(
+                s,
+                c,
+                status="delivered" if offset % 2 == 0 else "failed",
+                created_at=moment,
+                attempts=[{"status_code": 200, "duration_ms": 10 + offset, "started_at": moment}],
+            )
+        for minutes in (1, 17, 59):  # more in the 10:00 hour, minutes apart
+            make_recorded_notification(
+                s, c, status="delivered", created_at=boundary - timedelta(minutes=minutes)
+            )
+    with db.session() as s:
+        hourly = campaign_stats(s, workspace.id, c.id, now=NOW, window="24h")
+        daily = campaign_stats(s, workspace.id, c.id, now=NOW, window="7d")
+    by_hour = {b.start.hour: b for b in hourly.buckets}
+    # 10:59:56, :58 delivered; :57, :59 failed; plus three more delivered in the hour
+    assert (by_hour[10].delivered, by_hour[10].failed) == (2 + 3, 2)
+    # 11:00:00, :02 delivered; :01 failed
+    assert (by_hour[11].delivered, by_hour[11].failed) == (2, 1)
+    assert (by_hour[10].p50, by_hour[10].p99) == (7, 9)  # durations 6, 7, 8, 9
+    assert (by_hour[11].p50, by_hour[11].p99) == (11, 12)  # durations 10, 11, 12
+    assert hourly.totals == {"delivered": 7, "failed": 3, "retrying": 0}
+    assert daily.totals == hourly.totals and daily.buckets[-1].delivered == 7
+    assert daily.buckets[-1].p50 == 9

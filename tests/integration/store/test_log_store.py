@@ -286,6 +286,84 @@ def test_bulk_retry_is_idempotent_and_counts_progress(db, workspace):
         assert created and later.total == 0
 
 
+def test_a_retrying_notification_is_sent_now_from_the_fixed_recipe(db, workspace):
+    """Retry now on one waiting for its next retry: rendered again, due now, and the
+    earlier attempts keep the request they sent."""
+    later = utcnow() + timedelta(hours=6)
+    with db.transaction() as s:
+        c = make_campaign(s, workspace.id, url="http://127.0.0.1:9/old")
+        contact = make_contact(s, workspace.id)
+        event = make_event(s, workspace.id, contact)
+        n = make_recorded_notification(
+            s,
+            c,
+            status="retrying",
+            contact=contact,
+            event=event,
+            next_attempt_at=later,
+            attempts=[{"status_code": 401}, {"status_code": 401}],
+        )
+        old_request = dict(n.request)
+    with db.transaction() as s:
+        campaign = s.get(Campaign, c.id)
+        campaign.channel = {**campaign.channel, "url": "http://127.0.0.1:9/fixed"}
+    now = utcnow()
+    with db.transaction() as s:
+        row = retry_notification(s, workspace.id, n.id, SETTINGS, now)
+        assert (row.status, row.next_attempt_at) == ("pending", now)
+        assert row.request["url"] == "http://127.0.0.1:9/fixed"
+        assert row.attempt_count == 2  # numbering carries on; the id (webhook-id) is kept
+    with db.session() as s:
+        attempts = log_store.list_attempts(s, n.id)
+        assert [a.request["url"] for a in attempts] == [old_request["url"]] * 2
+    with db.transaction() as s:  # a second retry keeps the first two as they were
+        s.get(Notification, n.id).status = "retrying"
+        s.add(Attempt(notification_id=n.id, number=3, started_at=now, status_code=500))
+        s.get(Notification, n.id).attempt_count = 3
+    with db.transaction() as s:
+        campaign = s.get(Campaign, c.id)
+        campaign.channel = {**campaign.channel, "url": "http://127.0.0.1:9/third"}
+    with db.transaction() as s:
+        retry_notification(s, workspace.id, n.id, SETTINGS)
+    with db.session() as s:
+        urls = [a.request["url"] for a in log_store.list_attempts(s, n.id)]
+        assert urls == [old_request["url"], old_request["url"], "http://127.0.0.1:9/fixed"]
+
+
+def test_bulk_retry_takes_failed_and_retrying_and_cancelled_when_asked(db, workspace):
+    with db.transaction() as s:
+        c = make_campaign(s, workspace.id)
+        ids = {}
+        for i, status in enumerate(["failed", "retrying", "retrying", "cancelled", "delivered"]):
+            row = make_recorded_notification(
+                s, c, status=status, created_at=T0 + timedelta(seconds=i)
+            )
+            ids.setdefault(status, []).append(row.id)
+    with db.session() as s:
+        assert log_bulk.count_retryable_by_status(s, workspace.id, LogFilter()) == {
+            "failed": 1,
+            "retrying": 2,
+        }
+        assert log_bulk.count_retryable(s, workspace.id, LogFilter(status="cancelled")) == 1
+        assert log_bulk.count_retryable(s, workspace.id, LogFilter(status="retrying")) == 2
+        assert log_bulk.count_retryable(s, workspace.id, LogFilter(status="delivered")) == 0
+        preview = log_bulk.preview_retryable(s, workspace.id, LogFilter(), limit=2)
+        assert [n.id for n in preview] == ids["retrying"][::-1]
+    with db.transaction() as s:
+        job, _ = log_bulk.start_bulk_retry(s, workspace.id, LogFilter(), utcnow())
+    run_bulk_retry(db, SETTINGS, job.id, batch_size=2)
+    with db.session() as s:
+        assert s.get(BulkJob, job.id).done == 3
+        assert log_bulk.job_outcomes(s, job.id) == {"pending": 3}
+        assert s.get(Notification, ids["cancelled"][0]).status == "cancelled"
+    with db.transaction() as s:  # the worker delivers two, one fails again
+        outcomes = ["delivered", "delivered", "retrying"]
+        for nid, status in zip(ids["retrying"] + ids["failed"], outcomes, strict=True):
+            s.get(Notification, nid).status = status
+    with db.session() as s:
+        assert log_bulk.job_outcomes(s, job.id) == {"delivered": 2, "retrying": 1}
+
+
 def test_purge_expired_keeps_recent_and_open(db, workspace):
     now = utcnow()
     old = now - timedelta(days=40)

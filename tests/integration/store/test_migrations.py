@@ -33,8 +33,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql.elements import ClauseElement
 
 from engine import crypto
-from engine.store import Database, accounts, migrate, outbox
-from engine.store.models import Base, Notification
+from engine.store import Database, accounts, log_bulk, migrate, outbox
+from engine.store.log import LogFilter
+from engine.store.models import Attempt, Base, BulkJob, Notification
 from engine.store.types import utcnow
 from tests.conftest import BACKENDS, POSTGRES_URL, TEST_ENCRYPTION_KEY
 from tests.integration import factories
@@ -157,6 +158,7 @@ REALISTIC: dict[tuple[str, str], Callable[[int], Any]] = {
     ("notifications", "status"): lambda row: ("pending", "delivered", "retrying")[row % 3],
     ("notifications", "request"): _recorded_request,
     ("notifications", "request_secrets"): lambda row: crypto.encrypt(json.dumps({})),
+    ("mail_messages", "params"): lambda row: crypto.encrypt(json.dumps({"name": f"n{row}"})),
     ("notifications", "leased_by"): lambda row: None,
     ("schedule_runs", "status"): lambda row: ("done", "running", "failed")[row % 3],
     ("bulk_jobs", "status"): lambda row: ("done", "running", "queued")[row % 3],
@@ -428,3 +430,56 @@ def test_revision_0005_turns_stored_infinity_and_nan_into_null(empty_database: D
         config.attributes["connection"] = connection
         command.downgrade(config, "0002")
     assert migrate.current_revision(empty_database) == "0002"
+
+
+def test_0008_keeps_attempts_and_jobs_and_downgrades(empty_database: Database) -> None:
+    """Revision 0008 adds ``attempts.request`` and ``bulk_job_notifications`` to a database
+    holding attempts and bulk jobs, keeps them, and steps back down with them kept too."""
+    crypto.configure_encryption(TEST_ENCRYPTION_KEY)
+    migrate.upgrade(empty_database, "0002")
+    with empty_database.transaction() as session:
+        workspace = accounts.create_workspace(session, "Released")
+        campaign = factories.make_campaign(session, workspace.id, "https://example.invalid/hook")
+        session.execute(  # the attempt as 0002 knew it: no request column yet
+            text(
+                "INSERT INTO notifications (id, workspace_id, campaign_id, test, status,"
+                " attempt_count, created_at, updated_at)"
+                " VALUES ('msg_1', :ws, :c, false, 'failed', 1, :t, :t)"
+            ),
+            {"ws": workspace.id, "c": campaign.id, "t": utcnow().replace(tzinfo=None)},
+        )
+        session.execute(
+            text(
+                "INSERT INTO attempts (notification_id, number, started_at, status_code,"
+                " response_truncated) VALUES ('msg_1', 1, :t, 500, false)"
+            ),
+            {"t": utcnow().replace(tzinfo=None)},
+        )
+        session.execute(
+            text(
+                "INSERT INTO bulk_jobs (id, workspace_id, kind, filters, status, total, done,"
+                " created_at) VALUES ('job_1', :ws, 'retry', '{}', 'done', 1, 1, :t)"
+            ),
+            {"ws": workspace.id, "t": utcnow().replace(tzinfo=None)},
+        )
+        workspace_id = workspace.id
+    migrate.upgrade(empty_database)
+    with empty_database.transaction() as session:
+        (attempt,) = session.scalars(select(Attempt)).all()
+        assert (attempt.notification_id, attempt.status_code, attempt.request) == (
+            "msg_1",
+            500,
+            None,
+        )
+        assert session.get(BulkJob, "job_1").done == 1
+        log_bulk.record_members(session, "job_1", ["msg_1"])
+        assert log_bulk.job_outcomes(session, "job_1") == {"failed": 1}
+        assert log_bulk.count_retryable(session, workspace_id, LogFilter()) == 1
+    config = migrate.alembic_config(empty_database)
+    with empty_database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    with empty_database.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM attempts")).scalar() == 1
+        assert connection.execute(text("SELECT count(*) FROM bulk_jobs")).scalar() == 1
+    assert "bulk_job_notifications" not in inspect(empty_database.engine).get_table_names()

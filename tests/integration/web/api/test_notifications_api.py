@@ -198,6 +198,34 @@ def test_bulk_retry_runs_in_background_once(api, db, workspace, campaign):
     assert bad.status_code == 422
 
 
+def test_retry_now_and_bulk_status_retrying(api, db, workspace, campaign):
+    """A retrying notification can be retried now; a bulk retry filtered on ``retrying``
+    moves only those, and the job says where they are; attempts carry their request."""
+    with db.transaction() as s:
+        waiting = [
+            make_recorded_notification(
+                s,
+                campaign,
+                status="retrying",
+                next_attempt_at=utcnow() + timedelta(hours=6),
+                created_at=T0 + timedelta(seconds=i),
+                attempts=[{"status_code": 401}],
+            ).id
+            for i in range(3)
+        ]
+        failed = make_recorded_notification(s, campaign, status="failed").id
+    one = api.post(f"/notifications/{waiting[0]}/retry")
+    assert one.status_code == 200 and one.get_json()["status"] == "pending"
+    detail = api.get(f"/notifications/{waiting[0]}").get_json()
+    assert detail["attempts"][0]["request"]["url"] == detail["request"]["url"]
+    started = api.post("/notifications/retry", json={"status": "retrying"}).get_json()
+    assert started["count"] == 2
+    job = _wait_for_job(api, started["job_id"])
+    assert job["outcomes"] == {"pending": 2}
+    statuses = {n["id"]: n["status"] for n in api.get("/notifications").get_json()["data"]}
+    assert [statuses[i] for i in waiting] == ["pending"] * 3 and statuses[failed] == "failed"
+
+
 def test_campaign_stats_json(api, db, campaign):
     now = utcnow()
     with db.transaction() as s:

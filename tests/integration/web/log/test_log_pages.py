@@ -15,10 +15,20 @@ from engine.store.channel_states import ChannelPace
 from engine.store.models import Alert, Campaign, Notification
 from engine.store.types import utcnow
 from tests.conftest import TEST_PASSWORD, csrf_token, login, make_workspace
-from tests.integration.factories import make_campaign, make_recorded_notification
+from tests.integration.factories import (
+    make_campaign,
+    make_contact,
+    make_event,
+    make_recorded_notification,
+)
 from web.auth import hash_password
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def make_campaign_in(db, workspace_id):
+    with db.transaction() as s:
+        return make_campaign(s, workspace_id, name="Quiet").id
 
 
 def add_member(db, workspace, email, role):
@@ -187,7 +197,7 @@ def test_retry_and_cancel_need_editor_and_csrf(client, db, workspace, campaign):
     response = client.post(
         f"/notifications/{n.id}/cancel", data={"csrf_token": token}, follow_redirects=True
     )
-    assert "Cancelled" in text(response)
+    assert "Retrying stopped" in text(response)
     with db.session() as s:
         assert s.get(Notification, n.id).status == "cancelled"
 
@@ -200,7 +210,8 @@ def test_bulk_retry_confirm_progress_and_twice(logged_in, db, workspace, campaig
             )
         make_recorded_notification(s, campaign, status="delivered")
     confirm = text(logged_in.get(f"/notifications/bulk-retry?campaign_id={campaign.id}"))
-    assert "<strong>4</strong> failed notifications" in confirm
+    assert "<strong>4 notifications</strong> match these filters: 4 failed." in confirm
+    assert confirm.count('<tr data-id="msg_') == 4
     token = csrf_token(logged_in, "/notifications")
     first = logged_in.post(
         "/notifications/bulk-retry", data={"csrf_token": token, "campaign_id": campaign.id}
@@ -231,6 +242,75 @@ def test_bulk_retry_confirm_progress_and_twice(logged_in, db, workspace, campaig
         )
 
 
+def test_fix_and_retry_a_retrying_notification_from_its_detail(logged_in, db, workspace):
+    """Retry now and Stop retrying on a retrying notification; a link to the editor; after
+    the retry, the earlier attempt still shows the request it sent."""
+    with db.transaction() as s:
+        c = make_campaign(s, workspace.id, url="http://127.0.0.1:9/typo")
+        contact = make_contact(s, workspace.id)
+        event = make_event(s, workspace.id, contact)
+        n = make_recorded_notification(
+            s,
+            c,
+            status="retrying",
+            contact=contact,
+            event=event,
+            next_attempt_at=utcnow() + timedelta(hours=6),
+            attempts=[{"status_code": 404, "error_code": "http_status"}],
+        )
+    page = text(logged_in.get(f"/notifications/{n.id}"))
+    assert 'id="retry-now"' in page and ">Stop retrying</button>" in page
+    assert f'href="/campaigns/{c.id}"' in page
+    with db.transaction() as s:
+        campaign = s.get(Campaign, c.id)
+        campaign.channel = {**campaign.channel, "url": "http://127.0.0.1:9/fixed"}
+    token = csrf_token(logged_in, f"/notifications/{n.id}")
+    page = text(
+        logged_in.post(
+            f"/notifications/{n.id}/retry", data={"csrf_token": token}, follow_redirects=True
+        )
+    )
+    assert "Queued for sending now." in page
+    assert "http://127.0.0.1:9/fixed" in page  # the request now
+    attempt = page[page.index('id="attempt-1"') :]
+    assert "before the recipe changed" in attempt and "http://127.0.0.1:9/typo" in attempt
+
+
+def test_bulk_retry_covers_retrying_and_the_job_says_how_they_ended(logged_in, db, workspace):
+    with db.transaction() as s:
+        c = make_campaign(s, workspace.id)
+        for i, status in enumerate(["retrying", "failed", "cancelled"]):
+            make_recorded_notification(s, c, status=status, created_at=T0 + timedelta(seconds=i))
+    confirm = text(logged_in.get("/notifications/bulk-retry"))
+    assert "<strong>2 notifications</strong> match these filters: 1 failed, 1 retrying." in confirm
+    assert confirm.count('<tr data-id="msg_') == 2 and "Retry 2 notifications" in confirm
+    one = text(logged_in.get("/notifications/bulk-retry?status=cancelled"))
+    assert "<strong>1 notification</strong> matches these filters." in one
+    assert "Retry 1 notification<" in one
+    none = text(logged_in.get("/notifications/bulk-retry?status=held"))
+    assert "Only failed, retrying or cancelled notifications can be retried" in none
+    assert 'id="bulk-confirm"' not in none
+    token = csrf_token(logged_in, "/notifications")
+    job_url = logged_in.post(
+        "/notifications/bulk-retry", data={"csrf_token": token, "status": "retrying"}
+    ).headers["Location"]
+    deadline = time.monotonic() + 20
+    while logged_in.get(job_url + ".json").get_json()["status"] != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    wait_for_background_jobs()
+    with db.transaction() as s:  # the worker's turn: it got through
+        for row in s.query(Notification).filter_by(status="pending"):
+            row.status = "delivered"
+    job = logged_in.get(job_url + ".json").get_json()
+    assert job["outcomes"] == {"delivered": 1} and job["settled"] is True
+    assert "Since the retry: 1 delivered." in text(logged_in.get(job_url))
+    log = text(logged_in.get("/notifications"))
+    recent = log[log.index('data-testid="recent-retries"') :].split("</section>")[0]
+    assert "all campaigns · retrying · 1 retried" in recent
+    assert "Since the retry: 1 delivered." in recent
+
+
 def test_alerts_in_nav_for_owners_until_acknowledged(client, db, workspace, campaign):
     with db.transaction() as s:
         s.add(
@@ -250,7 +330,8 @@ def test_alerts_in_nav_for_owners_until_acknowledged(client, db, workspace, camp
     page = text(client.get("/notifications"))
     assert 'id="nav-alerts"' in page
     alerts = text(client.get("/alerts"))
-    assert "5 consecutive failures" in alerts
+    assert "5 consecutive failures" in alerts and "5 failures in a row</span>" in alerts
+    assert "failures_5" not in alerts
     client.post("/alerts/acknowledge", data={"csrf_token": csrf_token(client, "/alerts")})
     assert 'id="nav-alerts"' not in text(client.get("/notifications"))
 
@@ -277,11 +358,13 @@ def test_health_page_charts_and_reenable(logged_in, db, workspace):
     page = text(logged_in.get(f"/campaigns/{c.id}/health"))
     assert "disabled" in page and "<strong>20</strong> consecutive" in page
     assert page.count("<svg") == 4 and "p50 40 ms" in page
+    quiet = make_campaign_in(db, workspace.id)
+    assert "response time: no deliveries yet" in text(logged_in.get(f"/campaigns/{quiet}/health"))
     token = csrf_token(logged_in, f"/campaigns/{c.id}/health")
     response = logged_in.post(
         f"/campaigns/{c.id}/health/enable", data={"csrf_token": token}, follow_redirects=True
     )
-    assert "1 held notification(s) released" in text(response)
+    assert "1 held notification released" in text(response)
     with db.session() as s:
         assert s.get(Notification, held.id).status == "pending"
         assert s.get(Campaign, c.id).webhook_disabled is False
