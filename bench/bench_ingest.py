@@ -106,22 +106,19 @@ class _WriteLockClock:
             self.seconds += time.perf_counter() - started
 
 
-def bench_api(url: str, batches: int) -> tuple[float, float | None]:
-    """Events per second, and on SQLite the write lock's hold per batch (ms)."""
-    app = create_app(
-        {
-            "DATABASE_URL": url,
-            "SECRET_KEY": "bench",
-            "REQUIRE_HTTPS": False,
-            "ENCRYPTION_KEY": ENCRYPTION_KEY,
-            "ALLOWED_NETWORKS": "127.0.0.0/8",
-        }
-    )
+def _bench_app(url: str) -> tuple[Any, Database, dict[str, str]]:
+    """The app on ``url``, its database, and the headers of a new workspace's API key."""
+    app = create_app(_app_config(url))
     database: Database = app.extensions["hookcast.db"]
     with database.transaction() as session:
         workspace = accounts.create_workspace(session, "Bench")
         key = accounts.create_api_key(session, workspace_id=workspace.id, name="bench").key
-    headers = {"Authorization": f"Bearer {key}"}
+    return app, database, {"Authorization": f"Bearer {key}"}
+
+
+def bench_api(url: str, batches: int) -> tuple[float, float | None]:
+    """Events per second, and on SQLite the write lock's hold per batch (ms)."""
+    app, database, headers = _bench_app(url)
     client = app.test_client()
     _campaigns(client, headers)
     bodies = [{"events": _batch(n)} for n in range(batches + 1)]
@@ -227,12 +224,7 @@ CLIENTS = 8
 
 def _single_setup(url: str, hook_url: str) -> str:
     """A workspace with one active campaign matching every event; its API key."""
-    app = create_app(_app_config(url))
-    database: Database = app.extensions["hookcast.db"]
-    with database.transaction() as session:
-        workspace = accounts.create_workspace(session, "Bench")
-        key = accounts.create_api_key(session, workspace_id=workspace.id, name="bench").key
-    headers = {"Authorization": f"Bearer {key}"}
+    app, database, headers = _bench_app(url)
     client = app.test_client()
     body = {
         "name": "Every event",
@@ -245,7 +237,7 @@ def _single_setup(url: str, hook_url: str) -> str:
     activated = client.post(f"/api/v1/campaigns/{campaign_id}/activate", headers=headers)
     assert activated.status_code == 200, activated.get_json()
     database.dispose()
-    return key
+    return headers["Authorization"].removeprefix("Bearer ")
 
 
 def _app_config(url: str) -> dict[str, Any]:
