@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,14 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = root / "serve.log"
+    with serving(env, port, log_path):
+        yield LiveServer(url, api_key, workspace_id, email, OWNER_PASSWORD, log_path)
+
+
+@contextmanager
+def serving(env: dict[str, str], port: int, log_path: Path) -> Iterator[None]:
+    """``hookcast serve`` on 127.0.0.1:``port`` (its output in ``log_path``) until the block
+    ends, once it answers."""
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [HOOKCAST, "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -155,8 +164,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_until_up(url, process, log_path)
-        yield LiveServer(url, api_key, workspace_id, email, OWNER_PASSWORD, log_path)
+        _wait_until_up(f"http://127.0.0.1:{port}", process, log_path)
+        yield
     finally:
         process.terminate()
         try:

@@ -6,7 +6,6 @@ invitation can be revoked."""
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,14 +14,13 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import (
-    HOOKCAST,
     OWNER_PASSWORD,
     LiveServer,
     _cli,
     _free_port,
     _server_env,
-    _wait_until_up,
     log_in,
+    serving,
 )
 from tests.integration.smtp_server import SmtpServer, parts
 
@@ -54,23 +52,8 @@ def mail_server(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer) -> I
     _cli(env, "user", "create", email, "--workspace", workspace_id, "--password", OWNER_PASSWORD)
     api_key = _cli(env, "api-key", "create", "--workspace", workspace_id)
     log_path = root / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [HOOKCAST, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_until_up(url, process, log_path)
+    with serving(env, port, log_path):
         yield LiveServer(url, api_key, workspace_id, email, OWNER_PASSWORD, log_path)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def wait_for_mail(smtp: SmtpServer, count: int) -> str:
