@@ -20,6 +20,7 @@ from flask import (
     abort,
     flash,
     g,
+    make_response,
     redirect,
     render_template,
     request,
@@ -124,7 +125,7 @@ def require_role(role: str) -> None:
 
 
 def _throttled_page(template: str, exc: Throttled, **context: Any) -> Response:
-    response = Response(render_template(template, error=exc.message, **context), status=429)
+    response = make_response(render_template(template, error=exc.message, **context), 429)
     response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

@@ -46,6 +46,7 @@ def test_ten_failures_lock_the_account_from_that_address_even_for_the_right_pass
 
     right = _attempt(client, workspace.owner_email, TEST_PASSWORD)
     assert right.status_code == 429
+    assert right.mimetype == "text/html"  # the sign-in page, saying why
     assert 1 <= int(right.headers["Retry-After"]) <= 60
     assert "Too many failed attempts" in right.text
     assert "even with the right password" in right.text
