@@ -65,7 +65,8 @@ class WorkspaceCampaigns:
         )
         self._makers: dict[tuple[str, RenderSettings], CampaignMaterializer] = {}
         if earlier is not None and earlier.workspace == self.workspace:
-            for (campaign_id, settings), maker in earlier._makers.items():
+            # A copy: other threads may be adding to the earlier entry right now.
+            for (campaign_id, settings), maker in dict(earlier._makers).items():
                 before, now = earlier.campaigns.get(campaign_id), self.campaigns.get(campaign_id)
                 if before is not None and before == now:
                     self._makers[(campaign_id, settings)] = maker
