@@ -204,16 +204,13 @@ def reset_password(token: str) -> Response:
             ended = login_sessions.end_all_of_user(db, user.id)
             login_throttle.clear_account(db, user.email)
             memberships = accounts.list_memberships_of_user(db, user.id)
-            for _, workspace in memberships:
-                activity.record(
-                    db,
-                    workspace.id,
-                    activity.Actor(user.email, user.id),
-                    "password.reset",
-                    f"set a new password from an emailed link; {ended} sessions ended",
-                    object_type="user",
-                    object_id=user.id,
-                )
+            activity.record_for_user(
+                db,
+                user,
+                "password.reset",
+                f"set a new password from an emailed link; {ended} sessions ended",
+                workspace_ids=[workspace.id for _, workspace in memberships],
+            )
             login_guard.begin(db, user, memberships[0][1].id if memberships else None)
             db.commit()
             flash(f"Your password was changed. Sessions signed out elsewhere: {ended}.")

@@ -150,16 +150,13 @@ def login() -> Any:
         else:
             memberships = accounts.list_memberships_of_user(db, user.id)
             started = login_guard.begin(db, user, memberships[0][1].id if memberships else None)
-            for _, workspace in memberships:
-                activity.record(
-                    db,
-                    workspace.id,
-                    activity.Actor(user.email, user.id),
-                    "login",
-                    f"signed in from {started.client_address or 'an unknown address'}",
-                    object_type="user",
-                    object_id=user.id,
-                )
+            activity.record_for_user(
+                db,
+                user,
+                "login",
+                f"signed in from {started.client_address or 'an unknown address'}",
+                workspace_ids=[workspace.id for _, workspace in memberships],
+            )
             db.commit()
             return redirect(_safe_next(request.args.get("next")))
     status = 401 if error else 200

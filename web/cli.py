@@ -546,16 +546,13 @@ def user_set_password(email: str, password: str | None) -> None:
         accounts.set_password_hash(session, found, hash_password(_new_password(password)))
         ended = login_sessions.end_all_of_user(session, found.id)
         login_throttle.clear_account(session, found.email)
-        for _, workspace_row in accounts.list_memberships_of_user(session, found.id):
-            activity.record(
-                session,
-                workspace_row.id,
-                CLI_ACTOR,
-                "password.changed",
-                f"set a new password for {found.email}; {ended} sessions ended",
-                object_type="user",
-                object_id=found.id,
-            )
+        activity.record_for_user(
+            session,
+            found,
+            "password.changed",
+            f"set a new password for {found.email}; {ended} sessions ended",
+            actor=CLI_ACTOR,
+        )
         click.echo(f"password of {found.email} changed; {ended} sessions ended")
 
 

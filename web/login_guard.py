@@ -103,17 +103,13 @@ def check_credentials(db: Session, email: str, password: str) -> User | None:
         return None
     if user is not None and failure.locked.keys() & {"pair", "account"}:
         count = max(failure.locked.values())
-        for _, workspace in accounts.list_memberships_of_user(db, user.id):
-            activity.record(
-                db,
-                workspace.id,
-                activity.Actor(user.email, user.id),
-                "login.throttled",
-                f"{count} failed sign-ins (last from {address or 'unknown address'}); "
-                f"sign-in paused until {failure.locked_until:%Y-%m-%d %H:%M} UTC",
-                object_type="user",
-                object_id=user.id,
-            )
+        activity.record_for_user(
+            db,
+            user,
+            "login.throttled",
+            f"{count} failed sign-ins (last from {address or 'unknown address'}); "
+            f"sign-in paused until {failure.locked_until:%Y-%m-%d %H:%M} UTC",
+        )
     raise Throttled(_seconds_until(failure.locked_until, now))
 
 

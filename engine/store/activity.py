@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from engine.ids import ulid_floor
-from engine.store.models import Activity
+from engine.store.models import Activity, Membership, User
 
 RETENTION = timedelta(days=90)
 
@@ -85,6 +85,34 @@ def record(
         entry.created_at = now
     session.add(entry)
     return entry
+
+
+def record_for_user(
+    session: Session,
+    user: User,
+    kind: str,
+    summary: str,
+    *,
+    actor: Actor | None = None,
+    workspace_ids: Sequence[str] | None = None,
+) -> None:
+    """An entry about ``user`` in every workspace they belong to (an account spans them
+    all); by the user themself unless ``actor`` says otherwise. ``workspace_ids`` spares
+    the query when the caller has the memberships at hand."""
+    if workspace_ids is None:
+        workspace_ids = session.scalars(
+            select(Membership.workspace_id).where(Membership.user_id == user.id)
+        ).all()
+    for workspace_id in workspace_ids:
+        record(
+            session,
+            workspace_id,
+            actor or Actor(user.email, user.id),
+            kind,
+            summary,
+            object_type="user",
+            object_id=user.id,
+        )
 
 
 def list_page(

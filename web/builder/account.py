@@ -35,17 +35,10 @@ def account() -> tuple[str, int]:
 
 
 def _record_for_user(db: Any, kind: str, summary: str) -> None:
-    """An entry in every workspace the user belongs to (their account spans them all)."""
-    for _, workspace in g.memberships:
-        activity.record(
-            db,
-            workspace.id,
-            activity.Actor(g.user.email, g.user.id),
-            kind,
-            summary,
-            object_type="user",
-            object_id=g.user.id,
-        )
+    """An entry in every workspace the signed-in user belongs to."""
+    activity.record_for_user(
+        db, g.user, kind, summary, workspace_ids=[w.id for _, w in g.memberships]
+    )
 
 
 @bp.post("/settings/account/password")
