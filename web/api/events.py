@@ -1,6 +1,6 @@
 """``POST /events``: one event, or ``{"events": [...]}`` (at most 1,000), in one transaction
-(on SQLite matched and rendered before it, see
-``engine.campaigns.ingest.ingest_with_short_write_lock``).
+(a request of a few events shares it with the others of the moment, see
+``engine.campaigns.write_group``; a batch on SQLite is matched and rendered before it).
 
 Answer: 202 ``{"events": [{"id", "duplicate", "notifications"}]}`` in request order, where
 ``id`` is the stored event's id (for a duplicate: the id stored the first time) and
@@ -23,9 +23,8 @@ from engine.campaigns.ingest import (
     MAX_EVENT_BYTES,
     IncomingEvent,
     IngestConflict,
-    ingest_and_commit,
 )
-from engine.campaigns.write_group import ingest_on_sqlite
+from engine.campaigns.write_group import ingest_request
 from web import render_settings
 from web.api import bp, json_body, workspace_id
 from web.api.errors import ApiError
@@ -96,14 +95,10 @@ def _parse(body: Any) -> tuple[list[IncomingEvent], bool]:
 @bp.post("/events")
 def post_events() -> tuple[dict[str, Any], int]:
     events, _ = _parse(json_body())
-    database = get_database()
     try:
-        if database.is_postgres:  # row locks: concurrent batches do not wait on each other
-            results = ingest_and_commit(
-                get_session(), workspace_id(), events, settings=render_settings()
-            )
-        else:  # one writer at a time: a few events share a transaction, a batch is planned first
-            results = ingest_on_sqlite(database, workspace_id(), events, settings=render_settings())
+        results = ingest_request(
+            get_database(), get_session(), workspace_id(), events, settings=render_settings()
+        )
     except IngestConflict as exc:
         raise ApiError(409, str(exc)) from None
     return {

@@ -52,6 +52,8 @@ def test_queued_requests_are_written_in_one_transaction(api: ApiClient, db: Any)
     campaign = event_campaign(api, ["signup"], frequency_cap={"max": 1, "per_seconds": 3600})
     commits: list[int] = []
     event.listen(db.engine, "commit", lambda conn: commits.append(1))
+    statements: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     workspace_id = api.workspace.id
     jobs = [
         (workspace_id, [IncomingEvent(name="signup", external_id="ann", client_id="one")]),
@@ -64,6 +66,10 @@ def test_queued_requests_are_written_in_one_transaction(api: ApiClient, db: Any)
     answers = _run_grouped(WriteGroup(db), jobs)
 
     assert len(commits) == 1  # five requests, one transaction
+    # ... and one batch: each table read and written once, no savepoint per request.
+    assert sum("FROM events" in sql for sql in statements) == 1
+    assert sum("INTO notifications" in sql for sql in statements) == 1
+    assert not any("SAVEPOINT" in sql for sql in statements)
     first, bob, again, capped, other = (a[0] for a in answers)
     assert (first.duplicate, again.duplicate, again.id) == (False, True, first.id)
     assert len(first.notifications) == len(bob.notifications) == 1
