@@ -15,6 +15,7 @@ process. Then a campaign's ``trigger.conditions`` and ``audience.conditions`` mu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +30,10 @@ from engine.campaigns.materialize import MaterializedBatch
 from engine.ids import new_id
 from engine.rules import conditions as rules
 from engine.store import Database
+from engine.store import campaigns as campaign_store
 from engine.store import events as event_store
+from engine.store.bulk import COPY_FROM_ROWS
+from engine.store.pipeline import one_round_trip
 from engine.store.types import utcnow
 from engine.store.wakeups import announce_new_notifications
 from engine.templating.request import RenderSettings
@@ -123,8 +127,13 @@ def _plan(
     """Read what the batch depends on, then decide and render everything it writes."""
     client_ids = [e.client_id for e in events if e.client_id]
     external_ids = [e.external_id for e in events]
-    seen = event_store.existing_client_ids(session, workspace_id, client_ids)
-    known = event_store.contacts_by_external_id(session, workspace_id, external_ids)
+    seen, known, (campaigns_version,) = event_store.duplicates_and_contacts(
+        session,
+        workspace_id,
+        client_ids,
+        external_ids,
+        along=campaign_store.active_event_campaigns_version_query(workspace_id),
+    )
     basis = _Basis(client_ids, dict(seen), external_ids, dict(known))
     new_contacts: dict[str, dict[str, Any]] = {}
     changed: dict[str, dict[str, Any]] = {}
@@ -173,18 +182,24 @@ def _plan(
         )
     batch = MaterializedBatch()
     if accepted:
-        batch = _notify_matching_campaigns(session, workspace_id, accepted, settings, now, basis)
+        active = matching.workspace_campaigns(session, workspace_id, campaigns_version)
+        batch = _notify_matching_campaigns(session, active, accepted, settings, now, basis)
     return _Plan(results, list(new_contacts.values()), changed, event_rows, batch, basis, now)
 
 
 def _write(session: Session, plan: _Plan) -> None:
-    event_store.insert_contacts(session, plan.new_contacts)
-    event_store.update_contact_attributes(session, plan.changed, plan.now)
-    event_store.insert_events(session, plan.event_rows)
-    if plan.batch.notifications:
-        event_store.insert_notifications(session, plan.batch.notifications, plan.batch.attempts)
-    if plan.batch.pending:
-        announce_new_notifications(session)
+    # A few rows (a single event, a group of them): one round trip for all the statements.
+    # More go by COPY, fastest in bulk but a round trip of its own.
+    rows = (plan.new_contacts, plan.event_rows, plan.batch.notifications, plan.batch.attempts)
+    few = max(map(len, rows)) <= COPY_FROM_ROWS
+    with one_round_trip(session) if few else nullcontext():
+        event_store.insert_contacts(session, plan.new_contacts)
+        event_store.update_contact_attributes(session, plan.changed, plan.now)
+        event_store.insert_events(session, plan.event_rows)
+        if plan.batch.notifications:
+            event_store.insert_notifications(session, plan.batch.notifications, plan.batch.attempts)
+        if plan.batch.pending:
+            announce_new_notifications(session)
 
 
 def _basis_holds(session: Session, workspace_id: str, basis: _Basis) -> bool:
@@ -266,14 +281,13 @@ def ingest_with_short_write_lock(
 
 def _notify_matching_campaigns(
     session: Session,
-    workspace_id: str,
+    active: matching.WorkspaceCampaigns,
     accepted: list[tuple[IncomingEvent, IngestResult, dict[str, Any]]],
     settings: RenderSettings,
     now: datetime,
     basis: _Basis,
 ) -> MaterializedBatch:
     batch = MaterializedBatch()
-    active = matching.workspace_campaigns(session, workspace_id)
     matches = [active.index.match(event.name) for event, _, _ in accepted]
     wanted = set().union(*matches)
     if not wanted:

@@ -93,8 +93,13 @@ class _Cache:
         with self._lock:
             return self._entries.get(workspace_id)
 
-    def get(self, session: Session, workspace_id: str) -> WorkspaceCampaigns:
-        version, name = campaign_store.active_event_campaigns_version(session, workspace_id)
+    def get(
+        self, session: Session, workspace_id: str, version_row: tuple | None = None
+    ) -> WorkspaceCampaigns:
+        if version_row is None:
+            version, name = campaign_store.active_event_campaigns_version(session, workspace_id)
+        else:
+            version, name = campaign_store.active_event_campaigns_version_of(version_row)
         with self._lock:
             entry = self._entries.get(workspace_id)
             if entry is not None and entry.version == version:
@@ -119,7 +124,10 @@ def workspace_campaigns_cached(workspace_id: str) -> WorkspaceCampaigns | None:
     return _cache.peek(workspace_id)
 
 
-def workspace_campaigns(session: Session, workspace_id: str) -> WorkspaceCampaigns:
+def workspace_campaigns(
+    session: Session, workspace_id: str, version_row: tuple | None = None
+) -> WorkspaceCampaigns:
     """The workspace's active event campaigns as of ``session`` (one small query when
-    nothing changed since this process last looked)."""
-    return _cache.get(session, workspace_id)
+    nothing changed since this process last looked; none when the caller read the row of
+    ``campaign_store.active_event_campaigns_version_query`` along with its own)."""
+    return _cache.get(session, workspace_id, version_row)

