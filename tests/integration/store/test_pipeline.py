@@ -27,7 +27,7 @@ def workspace_id(db: Database) -> str:
             Campaign(
                 workspace_id=workspace.id,
                 name="Café",
-                signing_secret="whsec_x",  # noqa: S106
+                signing_secret="whsec_x",
                 frequency_cap={"max": 2, "per_seconds": 60},
             )
         )
@@ -77,10 +77,9 @@ def test_a_unique_key_taken_is_an_integrity_error_and_nothing_is_stored(
         "updated_at": now,
     }
     with db.session(write=True) as session:
-        with pytest.raises(IntegrityError):
-            with one_round_trip(session):
-                session.connection().execute(insert(Contact), {**row, "id": new_id("con")})
-                session.connection().execute(insert(Contact), {**row, "id": new_id("con")})
+        with pytest.raises(IntegrityError), one_round_trip(session):
+            session.connection().execute(insert(Contact), {**row, "id": new_id("con")})
+            session.connection().execute(insert(Contact), {**row, "id": new_id("con")})
         session.rollback()
 
     with db.session() as session:
