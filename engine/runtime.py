@@ -52,7 +52,15 @@ BULK_RESUME_DELAY_SECONDS = 2
 
 
 class EngineRuntime:
-    def __init__(self, settings: EngineSettings, database: Database) -> None:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        database: Database,
+        *,
+        answering_requests: Callable[[], bool] | None = None,
+    ) -> None:
+        """``answering_requests``: in a process that also serves the web app, whether it is
+        answering requests right now (its dispatcher then gives them precedence)."""
         self.settings = settings
         self.database = database
         self.scheduler = BackgroundScheduler(timezone="UTC")
@@ -63,6 +71,7 @@ class EngineRuntime:
             threads=settings.sender_threads,
             poll_interval=POLL_SECONDS,
             wake_at=self._wake_at,
+            answering_requests=answering_requests,
         )
         self.listener = None
         if database.is_postgres:  # psycopg is imported only where the database needs it

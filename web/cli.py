@@ -36,7 +36,12 @@ from web import create_app, default_instance_path, engine_settings
 from web.auth import MIN_PASSWORD_LENGTH, hash_password
 from web.database import get_database
 from web.logconfig import configure_logging, gunicorn_log_config
-from web.serving import DEFAULT_THREADS, quiet_queue_warnings, waitress_options
+from web.serving import (
+    DEFAULT_THREADS,
+    RequestsInFlight,
+    quiet_queue_warnings,
+    waitress_options,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 CLI_ACTOR = activity.Actor("command line")
@@ -217,11 +222,17 @@ def _use_postgres_tools(command: str, path: Path, database: Database) -> None:
     )
 
 
-def _run_engine_until_signal(app: Flask, serve_web: Callable[[], None] | None) -> None:
+def _run_engine_until_signal(
+    app: Flask,
+    serve_web: Callable[[], None] | None,
+    answering_requests: Callable[[], bool] | None = None,
+) -> None:
     """Start the scheduler/executor once in this process; stop it cleanly on SIGTERM/SIGINT."""
     from engine.runtime import EngineRuntime
 
-    runtime = EngineRuntime(engine_settings(app), get_database(app))
+    runtime = EngineRuntime(
+        engine_settings(app), get_database(app), answering_requests=answering_requests
+    )
     runtime.start()
     stop = threading.Event()
 
@@ -265,7 +276,9 @@ def serve(host: str, port: int, threads: int) -> None:
     """Web builder, REST API and scheduler/executor in one process."""
     _prepare_metrics_directory(forking=False)
     with opened_app(log=True, wait=True) as app:
-        _run_engine_until_signal(app, _waitress(app, host, port, threads))
+        in_flight = RequestsInFlight(app.wsgi_app)
+        app.wsgi_app = in_flight  # type: ignore[method-assign]
+        _run_engine_until_signal(app, _waitress(app, host, port, threads), in_flight.answering)
 
 
 @cli.command()

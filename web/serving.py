@@ -75,3 +75,25 @@ def waitress_options(host: str, port: int, threads: int) -> dict[str, Any]:
         "backlog": LISTEN_BACKLOG,
         "ident": "Hookcast",
     }
+
+
+class RequestsInFlight:
+    """WSGI middleware counting the requests being answered, for ``hookcast serve``: its
+    delivery worker gives them precedence (``Worker(answering_requests=...)``)."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self._app = app
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        with self._lock:
+            self._count += 1
+        try:
+            return self._app(environ, start_response)
+        finally:
+            with self._lock:
+                self._count -= 1
+
+    def answering(self) -> bool:
+        return self._count > 0

@@ -57,6 +57,11 @@ LOCKED_RETRY = timedelta(seconds=0.05)
 SETTLE_DELAY_SECONDS = 0.01
 #: A queued send starts only while its lease outlasts its timeout by this much.
 SEND_MARGIN_SECONDS = 1.0
+#: In a process that also answers HTTP requests (``hookcast serve``), while requests are
+#: being answered the dispatcher's cycles start at least this far apart: each then claims
+#: and settles more at once, and the requests get the process in between. A delivery waits
+#: up to this much longer while requests keep coming; with none, cycles run at once.
+REQUESTS_FIRST_CYCLE_SECONDS = 0.05
 
 
 def new_worker_id() -> str:
@@ -76,6 +81,7 @@ class Worker:
         worker_id: str | None = None,
         poll_interval: float = 5.0,
         wake_at: Callable[[datetime], None] | None = None,
+        answering_requests: Callable[[], bool] | None = None,
     ) -> None:
         self.database = database
         self.transport = transport
@@ -83,6 +89,8 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.poll_interval = poll_interval
         self._wake_at = wake_at
+        self._answering_requests = answering_requests
+        self._last_cycle = 0.0
         self._event = threading.Event()
         self._announced = True  # look for work once at start
         self._stopping = False
@@ -165,8 +173,18 @@ class Worker:
                 or time.monotonic() - self._unsettled_since >= SETTLE_DELAY_SECONDS
             )
             if claim or settle or self._unsent:
+                self._give_requests_their_turn()
+                self._last_cycle = time.monotonic()
                 self._cycle(room if claim else 0)
         self._drain_on_stop()
+
+    def _give_requests_their_turn(self) -> None:
+        """See ``REQUESTS_FIRST_CYCLE_SECONDS``."""
+        if self._answering_requests is None or not self._answering_requests():
+            return
+        wait = self._last_cycle + REQUESTS_FIRST_CYCLE_SECONDS - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
