@@ -349,6 +349,9 @@ class _CapCounter:
         self._counts: dict[str, dict[str, int]] = {}
         self.contact_ids = contact_ids
         self.read: dict[str, tuple[datetime, dict[str, int]]] = {}  # as stored, per campaign
+        capped = [cid for cid, campaign in campaigns.items() if campaign.frequency_cap]
+        # Concurrent transactions counting for the same contact and campaign take turns.
+        event_store.lock_cap_counts(session, [f"{c}:{k}" for c in capped for k in contact_ids])
         for campaign_id, campaign in campaigns.items():
             cap = campaign.frequency_cap
             if not cap:

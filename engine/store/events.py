@@ -174,6 +174,23 @@ def insert_notifications(
         insert_rows(connection, Attempt.__table__, list(attempts))
 
 
+def lock_cap_counts(session: Session, keys: Sequence[str]) -> None:
+    """On PostgreSQL, transaction-scoped advisory locks on ``keys`` (``campaign:contact``),
+    so that concurrent transactions counting a contact's recent notifications for a capped
+    campaign (``recent_notification_counts``) take turns and each counts what the one
+    before it committed. Taken in one sorted order: two batches never wait on each other
+    crosswise. SQLite has one writer at a time already."""
+    if not keys or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT hashtextextended(value, 0)"
+            " AS key FROM jsonb_array_elements_text(CAST(:keys AS jsonb))) AS given ORDER BY key"
+        ),
+        {"keys": json.dumps(list(keys))},
+    )
+
+
 def recent_notification_counts(
     session: Session, campaign_id: str, contact_ids: Sequence[str], since: datetime
 ) -> dict[str, int]:

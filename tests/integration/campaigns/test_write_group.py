@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from engine.campaigns.ingest import IncomingEvent, IngestConflict
+from engine.campaigns.ingest import IncomingEvent, IngestConflict, ingest_and_commit
 from engine.campaigns.write_group import WriteGroup
+from engine.store import Database
 from engine.store.models import Contact, Event, Notification
 from tests.conftest import ApiClient
 from tests.integration import factories
-from tests.integration.campaign_factories import event_campaign
+from tests.integration.campaign_factories import event_campaign, send_event
 
 
 def _count(db: Any, model: Any, **where: Any) -> int:
@@ -124,3 +125,43 @@ def test_concurrent_single_events_over_the_api_are_each_answered_once(
     with db.session() as session:
         stored = dict(session.execute(select(Event.client_id, Event.id)).all())
     assert {stored[f"evt-{n}"] for n in range(requests)} == {a["id"] for a in answers}
+
+
+def test_caps_hold_for_concurrent_requests_of_separate_processes(
+    api: ApiClient, db: Any, database_url: str
+) -> None:
+    """Six requests for one contact at once, from three "processes" (each its own engine and
+    connection pool, as separate web processes have), each request its own transaction
+    (batches are not grouped): the cap of one message an hour lets exactly one through."""
+    campaign = event_campaign(api, ["signup"], frequency_cap={"max": 1, "per_seconds": 3600})
+    send_event(api, "hello", "ann")  # the contact exists: no request waits on creating it
+    databases = [Database(database_url) for _ in range(3)]
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def request(n: int) -> None:
+        # More than GROUPED_EVENTS: ingested in a transaction of its own, as batches are.
+        events = [
+            IncomingEvent(name="signup", external_id="ann", client_id=f"e{n}-{i}") for i in range(5)
+        ]
+        try:
+            with databases[n % 3].session(write=True) as session:
+                barrier.wait()
+                ingest_and_commit(
+                    session, api.workspace.id, events, settings=factories.TEST_RENDER_SETTINGS
+                )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for database in databases:
+        database.dispose()
+
+    assert not errors
+    assert _count(db, Event) == 31
+    assert _count(db, Notification, campaign_id=campaign["id"], status="pending") == 1
+    assert _count(db, Notification, campaign_id=campaign["id"], status="skipped") == 29
