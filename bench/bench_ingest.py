@@ -18,7 +18,9 @@ post one event per request for ``--seconds`` to a real server process, against o
 campaign matching every event (its webhook delivered to a loopback receiver at the same
 time), side by side with a bare Flask app on waitress that parses the same JSON and answers
 202. Measured for ``hookcast serve`` (web and worker in one process) and for ``hookcast
-web`` + ``hookcast worker``; target: >= 0.5x the bare endpoint, p99 <= 50 ms.
+web`` + ``hookcast worker``; target: >= 0.5x the bare endpoint, p99 <= 50 ms. Each line
+also says how much of the load's webhooks were delivered when it ended, and how long the
+rest took (``serve`` lets requests go first, so its worker falls behind during the load).
 Run: ``.venv/bin/python bench/bench_ingest.py [batches] [--single-only] [--seconds S]``.
 """
 
@@ -265,8 +267,9 @@ def _single_event(prefix: str) -> Any:
     return body
 
 
-def _hookcast(url: str, mode: str, key: str, seconds: float) -> http_load.Load:
-    """Single-event load against ``hookcast serve`` or ``hookcast web`` + ``worker``."""
+def _hookcast(url: str, mode: str, key: str, seconds: float) -> tuple[http_load.Load, float, float]:
+    """Single-event load against ``hookcast serve`` or ``hookcast web`` + ``worker``; and
+    how far delivery kept up (see ``_delivery_backlog``)."""
     port = http_load.free_port()
     hookcast = str(Path(sys.executable).parent / "hookcast")
     env = {f"HOOKCAST_{name}": str(value) for name, value in _app_config(url).items()}
@@ -278,16 +281,40 @@ def _hookcast(url: str, mode: str, key: str, seconds: float) -> http_load.Load:
     if mode != "serve":
         processes.append(http_load.start([hookcast, "worker"], env, None))
     try:
-        return http_load.load(
+        result = http_load.load(
             f"http://127.0.0.1:{port}/api/v1/events",
             {"Authorization": f"Bearer {key}"},
             _single_event(f"{mode}-{time.monotonic_ns()}"),
             clients=CLIENTS,
             seconds=seconds,
         )
+        return result, *_delivery_backlog(url)
     finally:
         for process in processes:
             http_load.stop(process)
+
+
+def _delivery_backlog(url: str) -> tuple[float, float]:
+    """At the end of the load: the share of its notifications already delivered, and the
+    seconds until the rest were (the worker's backlog)."""
+    database = Database(url)
+    started = time.perf_counter()
+
+    def delivered_share() -> float:
+        with database.session() as session:
+            total = session.scalar(select(func.count()).select_from(Notification))
+            done = session.scalar(
+                select(func.count()).select_from(Notification).filter_by(status="delivered")
+            )
+        return done / total if total else 1.0
+
+    try:
+        share = delivered_share()
+        while delivered_share() < 1.0 and time.perf_counter() - started < 120:
+            time.sleep(0.1)
+        return share, time.perf_counter() - started
+    finally:
+        database.dispose()
 
 
 def _bare(seconds: float) -> http_load.Load:
@@ -311,7 +338,7 @@ def run_single(label: str, seconds: float, hook_url: str) -> list[str]:
         with scratch_database(label) as url:
             key = _single_setup(url, hook_url)
             bare = _bare(seconds)
-            ours = _hookcast(url, mode, key, seconds)
+            ours, delivered, drained = _hookcast(url, mode, key, seconds)
             database = Database(url)
             with database.session() as session:
                 stored = session.scalar(select(func.count()).select_from(Event))
@@ -324,6 +351,7 @@ def run_single(label: str, seconds: float, hook_url: str) -> list[str]:
             f"p99 {ours.pct(0.99):5.1f} ms | bare Flask {bare.rate:7,.0f}/s  "
             f"p99 {bare.pct(0.99):5.1f} ms | ratio {ratio:.2f}"
             f"{'' if not ours.failures else f' | {ours.failures} failed'}"
+            f" | delivered by the end {delivered:.0%}, the rest {drained:.1f} s later"
         )
         print(lines[-1], flush=True)
     return lines
