@@ -36,12 +36,7 @@ from web import create_app, default_instance_path, engine_settings
 from web.auth import MIN_PASSWORD_LENGTH, hash_password
 from web.database import get_database
 from web.logconfig import configure_logging, gunicorn_log_config
-from web.serving import (
-    DEFAULT_THREADS,
-    RequestsInFlight,
-    quiet_queue_warnings,
-    waitress_options,
-)
+from web.serving import DEFAULT_THREADS, RequestsInFlight, waitress_server
 
 F = TypeVar("F", bound=Callable[..., Any])
 CLI_ACTOR = activity.Actor("command line")
@@ -256,17 +251,6 @@ def _run_engine_until_signal(
         runtime.stop()
 
 
-def _waitress(app: Flask, host: str, port: int, threads: int) -> Callable[[], None]:
-    import waitress
-
-    def serve() -> None:
-        logger.info("Hookcast is listening on http://%s:%d/", host, port)
-        quiet_queue_warnings()
-        waitress.serve(app, **waitress_options(host, port, threads))
-
-    return serve
-
-
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -278,7 +262,8 @@ def serve(host: str, port: int, threads: int) -> None:
     with opened_app(log=True, wait=True) as app:
         in_flight = RequestsInFlight(app.wsgi_app)
         app.wsgi_app = in_flight  # type: ignore[method-assign]
-        _run_engine_until_signal(app, _waitress(app, host, port, threads), in_flight.answering)
+        serve_web = waitress_server(app, host, port, threads)
+        _run_engine_until_signal(app, serve_web, in_flight.answering)
 
 
 @cli.command()
@@ -306,7 +291,7 @@ def _forget_connections(app: Flask) -> None:
 
 def _serve_web(app: Flask, host: str, port: int, threads: int, workers: int) -> None:
     if workers == 1:
-        _waitress(app, host, port, threads)()
+        waitress_server(app, host, port, threads)()
         return
     try:
         from gunicorn.app.base import BaseApplication

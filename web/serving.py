@@ -67,6 +67,19 @@ def quiet_queue_warnings() -> None:
         queue_logger.addFilter(_queue_filter)
 
 
+def waitress_server(app: Any, host: str, port: int, threads: int) -> Callable[[], None]:
+    """What serves ``app`` with waitress until interrupted (``hookcast serve`` and ``web``)."""
+
+    def serve() -> None:
+        import waitress
+
+        logging.getLogger("hookcast").info("Hookcast is listening on http://%s:%d/", host, port)
+        quiet_queue_warnings()
+        waitress.serve(app, **waitress_options(host, port, threads))
+
+    return serve
+
+
 def waitress_options(host: str, port: int, threads: int) -> dict[str, Any]:
     return {
         "host": host,
