@@ -71,11 +71,29 @@ def _by_keys(model: Any, key: Any, *columns: Any) -> Select[Any]:
     return select(*probe.c).select_from(keys).join(probe, true())
 
 
-# PostgreSQL's forms of the two reads above, built once (``read_together`` compiles them once).
-_CLIENT_IDS = _by_keys(Event, Event.client_id, Event.client_id, Event.id)
-_CONTACTS = _by_keys(
-    Contact, Contact.external_id, Contact.external_id, Contact.id, Contact.attributes
-)
+def _among(model: Any, key: Any, *columns: Any) -> Select[Any]:
+    """SQLite's form of ``_by_keys``: ``key IN`` the JSON array's values (its planner probes
+    the unique index once per value)."""
+    given = func.json_each(bindparam("ids", type_=Text)).table_valued("value")
+    return select(*columns).where(
+        model.workspace_id == bindparam("workspace_id"), key.in_(select(given.c.value))
+    )
+
+
+# The two reads above in one statement each whatever the number of keys (one JSON array
+# parameter), built once: ``read_together`` compiles each once.
+_CLIENT_IDS = {
+    "postgresql": _by_keys(Event, Event.client_id, Event.client_id, Event.id),
+    "sqlite": _among(Event, Event.client_id, Event.client_id, Event.id),
+}
+_CONTACTS = {
+    "postgresql": _by_keys(
+        Contact, Contact.external_id, Contact.external_id, Contact.id, Contact.attributes
+    ),
+    "sqlite": _among(
+        Contact, Contact.external_id, Contact.external_id, Contact.id, Contact.attributes
+    ),
+}
 
 
 def duplicates_and_contacts(
@@ -87,14 +105,16 @@ def duplicates_and_contacts(
 ) -> tuple[dict[str, str], dict[str, tuple[str, dict[str, Any]]], list[tuple[Any, ...]]]:
     """``existing_client_ids`` and ``contacts_by_external_id``, and the rows of ``along``
     (one more query the caller needs at the same time): on PostgreSQL in one round trip."""
-    if session.get_bind().dialect.name != "postgresql":
-        seen = existing_client_ids(session, workspace_id, client_ids)
-        known = contacts_by_external_id(session, workspace_id, external_ids)
-        rows = [tuple(row) for row in session.execute(*along)] if along else []
-        return seen, known, rows
+    dialect = session.get_bind().dialect.name
     queries: list[Query] = [
-        (_CLIENT_IDS, {"workspace_id": workspace_id, "ids": json.dumps(sorted(set(client_ids)))}),
-        (_CONTACTS, {"workspace_id": workspace_id, "ids": json.dumps(sorted(set(external_ids)))}),
+        (
+            _CLIENT_IDS[dialect],
+            {"workspace_id": workspace_id, "ids": json.dumps(sorted(set(client_ids)))},
+        ),
+        (
+            _CONTACTS[dialect],
+            {"workspace_id": workspace_id, "ids": json.dumps(sorted(set(external_ids)))},
+        ),
     ]
     answers = read_together(session, [*queries, along] if along else queries)
     seen = dict(answers[0])

@@ -40,13 +40,21 @@ def one_round_trip(session: Session) -> Iterator[None]:
 
 def read_together(session: Session, queries: Sequence[Query]) -> list[list[tuple[Any, ...]]]:
     """The rows of each of ``queries`` (SELECTs with named parameters, built once: each is
-    compiled once per dialect), sent in one round trip on PostgreSQL."""
+    compiled once per dialect and run straight through the driver), sent in one round trip
+    on PostgreSQL; one after the other elsewhere."""
     connection = session.connection()
     dialect = connection.dialect
-    if dialect.name != "postgresql":
-        return [[tuple(row) for row in session.execute(q, dict(p))] for q, p in queries]
     compiled = [_compiled(query, dialect) for query, _ in queries]
     driver = connection.connection.driver_connection
+    if dialect.name != "postgresql":
+        answers = []
+        with _translated_errors(connection):
+            for (statement, processors), (_, params) in zip(compiled, queries, strict=True):
+                bound = _bound(statement, params)
+                positional = [bound[name] for name in statement.positiontup or ()]
+                rows = driver.execute(statement.string, positional).fetchall()
+                answers.append([_processed(row, processors) for row in rows])
+        return answers
     cursors = []
     with _translated_errors(connection), driver.pipeline():
         for (statement, _), (_, params) in zip(compiled, queries, strict=True):
