@@ -18,6 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from engine import crypto
 from engine.store import channel_states
-from engine.store.bulk import fetch_rows, insert_rows, is_in
+from engine.store.bulk import COPY_FROM_ROWS, fetch_rows, insert_rows, is_in
 from engine.store.channel_states import ChannelPace
 from engine.store.claims import (
     AttemptRecord,
@@ -43,6 +44,7 @@ from engine.store.health import (
     update_health,
 )
 from engine.store.models import Attempt, Campaign, Notification
+from engine.store.pipeline import one_round_trip
 from engine.store.types import UTCDateTime
 from engine.store.wakeups import announce_new_notifications
 
@@ -188,22 +190,25 @@ WHERE due.due_at <= :now
 """
 
 
+#: Built once: every dispatcher cycle that claims runs it.
+_DUE_CHANNELS = (
+    text(_DUE_CHANNELS_SQL)
+    .bindparams(bindparam("now", type_=UTCDateTime()))
+    .columns(
+        updated_at=UTCDateTime(),
+        due_at=UTCDateTime(),
+        rate_next_at=UTCDateTime(),
+        paused_until=UTCDateTime(),
+    )
+)
+
+
 def due_channels(session: Session, *, now: datetime) -> list[DueChannel]:
     """Channels with notifications due at ``now``, earliest due first.
 
     The caller claims from them with :func:`claim_channel` (after :func:`lock_channel` for
     a channel whose pacing state it will change) and commits."""
-    rows = session.execute(
-        text(_DUE_CHANNELS_SQL)
-        .bindparams(bindparam("now", type_=UTCDateTime()))
-        .columns(
-            updated_at=UTCDateTime(),
-            due_at=UTCDateTime(),
-            rate_next_at=UTCDateTime(),
-            paused_until=UTCDateTime(),
-        ),
-        {"now": now},
-    ).all()
+    rows = session.execute(_DUE_CHANNELS, {"now": now}).all()
     if not rows:
         return []
     campaigns = campaign_cache.load(
@@ -408,6 +413,25 @@ def record_attempts(
     summary.stale.extend(r.claimed.id for r in records if id(r) not in counted)
     if not valid:
         return summary
+    # A few deliveries: the health reset and the attempt rows go in one round trip (neither
+    # answer is read; a failure's health update is, and many rows go by COPY).
+    few = delivered_only and len(valid) <= COPY_FROM_ROWS
+    with one_round_trip(session) if few else nullcontext():
+        _record_valid(session, valid, now, summary, delivered_only)
+    for campaign_id in summary.disabled_campaigns:
+        hold_notifications(session, campaign_id, "webhook_disabled", now)
+    summary.recorded = len(valid)
+    return summary
+
+
+def _record_valid(
+    session: Session,
+    valid: list[AttemptRecord],
+    now: datetime,
+    summary: SettleSummary,
+    delivered_only: bool,
+) -> None:
+    """The attempt rows, health and next states of the records whose lease held."""
     disabled = update_health(session, valid, now, summary)
 
     attempts: list[dict[str, Any]] = []
@@ -461,10 +485,6 @@ def record_attempts(
             )
     if changes:
         session.execute(_SETTLE_FAILED.values(updated_at=now), changes)
-    for campaign_id in summary.disabled_campaigns:
-        hold_notifications(session, campaign_id, "webhook_disabled", now)
-    summary.recorded = len(valid)
-    return summary
 
 
 def _leased(session: Session, records: Sequence[AttemptRecord]) -> list[AttemptRecord]:
