@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from engine.ids import new_id
@@ -26,6 +26,13 @@ ALERT_THRESHOLDS = (5, 10, 15)
 _RELEASABLE = ("pending", "retrying")
 
 _C = Campaign.__table__
+#: A success restarts the campaign's failure count; the row is written only when it was not 0.
+#: Built once: every settle of a delivery runs it.
+_RESET_FAILURES = (
+    update(_C)
+    .where(_C.c.id == bindparam("b_campaign"), _C.c.consecutive_failures != 0)
+    .values(consecutive_failures=0)
+)
 
 # -- failure streaks and alerts ---------------------------------------------------------------
 
@@ -57,11 +64,7 @@ def update_health(
     for cid, streak in streaks.items():
         failures, last = streak.failures, streak.last
         if not failures:  # successes only: reset the count, writing the row only if needed
-            session.execute(
-                update(_C)
-                .where(_C.c.id == cid, _C.c.consecutive_failures != 0)
-                .values(consecutive_failures=0)
-            )
+            session.execute(_RESET_FAILURES, {"b_campaign": cid})
             continue
         new_count = failures if streak.reset else Campaign.consecutive_failures + failures
         row = session.execute(

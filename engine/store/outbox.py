@@ -14,6 +14,7 @@ carries the claim's token, so a late worker cannot overwrite a newer claim's res
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, func, select, text, type_coerce, update
+from sqlalchemy import Integer, Text, bindparam, cast, func, select, text, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from engine import crypto
@@ -513,23 +515,60 @@ def _settle_delivered(
     by_code: dict[int | None, dict[str, AttemptRecord]] = {}
     for record in records:
         by_code.setdefault(record.status_code, {}).setdefault(record.claimed.id, record)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    statement = _settle_delivered_statement(postgres)
     valid = []
     for status_code, by_id in by_code.items():
+        ids = sorted(by_id)
         keys = [f"{nid}:{record.claimed.lease}" for nid, record in by_id.items()]
-        leased = select(_N.c.id).where(
-            is_in(session, _N.c.id, sorted(by_id)),
-            _N.c.status == "sending",
-            is_in(session, _N.c.id + ":" + _N.c.leased_by, keys),
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            leased = leased.order_by(_N.c.id).with_for_update()  # the order every settle locks in
-        settled = session.scalars(
-            _mark_delivered(status_code, now)
-            .where(_N.c.id.in_(leased.scalar_subquery()))
-            .returning(_N.c.id)
-        )
+        params: dict[str, Any] = {"b_code": status_code, "b_now": now}
+        if postgres:  # one JSON parameter each: the same SQL text whatever the count
+            params.update(b_ids=json.dumps(ids), b_keys=json.dumps(keys))
+        else:
+            params.update(b_ids=ids, b_keys=keys)
+        settled = session.scalars(statement, params)
         valid.extend(by_id[nid] for nid in settled)
     return valid
+
+
+@functools.cache
+def _settle_delivered_statement(postgres: bool) -> Any:
+    """``_settle_delivered``'s update, built once per kind of database: it runs on every
+    settle of a delivery."""
+    if postgres:
+
+        def among(column: Any, name: str) -> Any:
+            listed = func.jsonb_array_elements_text(cast(bindparam(name, type_=Text), JSONB))
+            return column.in_(select(listed.table_valued("value").c.value))
+    else:
+
+        def among(column: Any, name: str) -> Any:
+            return column.in_(bindparam(name, expanding=True))
+
+    leased = select(_N.c.id).where(
+        among(_N.c.id, "b_ids"),
+        _N.c.status == "sending",
+        among(_N.c.id + ":" + _N.c.leased_by, "b_keys"),
+    )
+    if postgres:
+        leased = leased.order_by(_N.c.id).with_for_update()  # the order every settle locks in
+    return (
+        update(_N)
+        .values(
+            status="delivered",
+            reason=None,
+            next_attempt_at=None,
+            delivered_at=bindparam("b_now", type_=UTCDateTime()),
+            error_code=None,
+            error_message=None,
+            attempt_count=_N.c.attempt_count + 1,
+            leased_by=None,
+            last_status_code=bindparam("b_code", type_=Integer()),
+            updated_at=bindparam("b_now", type_=UTCDateTime()),
+        )
+        .where(_N.c.id.in_(leased.scalar_subquery()))
+        .returning(_N.c.id)
+    )
 
 
 def _mark_delivered(status_code: int | None, now: datetime) -> Any:
