@@ -483,7 +483,8 @@ def _record_valid(
     if not delivered_only:
         for status_code, delivered_ids in delivered.items():
             session.execute(
-                _mark_delivered(status_code, now).where(is_in(session, _N.c.id, delivered_ids))
+                _MARK_DELIVERED.where(is_in(session, _N.c.id, delivered_ids)),
+                {"b_now": now, "b_code": status_code},
             )
     if changes:
         session.execute(_SETTLE_FAILED.values(updated_at=now), changes)
@@ -552,38 +553,22 @@ def _settle_delivered_statement(postgres: bool) -> Any:
     )
     if postgres:
         leased = leased.order_by(_N.c.id).with_for_update()  # the order every settle locks in
-    return (
-        update(_N)
-        .values(
-            status="delivered",
-            reason=None,
-            next_attempt_at=None,
-            delivered_at=bindparam("b_now", type_=UTCDateTime()),
-            error_code=None,
-            error_message=None,
-            attempt_count=_N.c.attempt_count + 1,
-            leased_by=None,
-            last_status_code=bindparam("b_code", type_=Integer()),
-            updated_at=bindparam("b_now", type_=UTCDateTime()),
-        )
-        .where(_N.c.id.in_(leased.scalar_subquery()))
-        .returning(_N.c.id)
-    )
+    return _MARK_DELIVERED.where(_N.c.id.in_(leased.scalar_subquery())).returning(_N.c.id)
 
 
-def _mark_delivered(status_code: int | None, now: datetime) -> Any:
-    return update(_N).values(
-        status="delivered",
-        reason=None,
-        next_attempt_at=None,
-        delivered_at=now,
-        error_code=None,
-        error_message=None,
-        attempt_count=_N.c.attempt_count + 1,
-        leased_by=None,
-        last_status_code=status_code,
-        updated_at=now,
-    )
+#: Parameters ``b_now`` and ``b_code`` (the response's status code).
+_MARK_DELIVERED = update(_N).values(
+    status="delivered",
+    reason=None,
+    next_attempt_at=None,
+    delivered_at=bindparam("b_now", type_=UTCDateTime()),
+    error_code=None,
+    error_message=None,
+    attempt_count=_N.c.attempt_count + 1,
+    leased_by=None,
+    last_status_code=bindparam("b_code", type_=Integer()),
+    updated_at=bindparam("b_now", type_=UTCDateTime()),
+)
 
 
 _SETTLE_FAILED = (
