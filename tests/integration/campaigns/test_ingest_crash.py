@@ -6,7 +6,6 @@ Real processes: the web server on this test's database, clients over loopback HT
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -19,9 +18,9 @@ import requests
 from sqlalchemy import select
 
 from engine.store.models import Event, Notification
-from tests.conftest import TEST_ENCRYPTION_KEY, ApiClient
+from tests.conftest import ApiClient
 from tests.integration.campaign_factories import event_campaign
-from tests.integration.delivery.test_crash import HOOKCAST
+from tests.integration.delivery.test_crash import HOOKCAST, hookcast_environment
 
 
 def _free_port() -> int:
@@ -35,8 +34,7 @@ def test_killed_mid_load_every_event_answered_202_is_stored(
 ) -> None:
     event_campaign(api, ["lead.*"])
     port = _free_port()
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("HOOKCAST_")}
-    environment = {**inherited, **_environment(database_url, tmp_path)}
+    environment = hookcast_environment(database_url, tmp_path)
     web = subprocess.Popen(
         [HOOKCAST, "web", "--port", str(port)],
         env=environment,
@@ -87,17 +85,6 @@ def test_killed_mid_load_every_event_answered_202_is_stored(
     assert {cid: stored.get(cid) for cid in answered} == answered
     assert set(answered.values()) <= notified
     assert set(stored.values()) <= notified  # none half-written: every event has its notification
-
-
-def _environment(database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        "HOOKCAST_DATABASE_URL": database_url,
-        "HOOKCAST_SECRET_KEY": "crash-test",
-        "HOOKCAST_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
-        "HOOKCAST_REQUIRE_HTTPS": "0",
-        "HOOKCAST_ALLOWED_NETWORKS": "127.0.0.0/8",
-        "HOOKCAST_INSTANCE_PATH": str(tmp_path / "instance"),
-    }
 
 
 def _wait_up(url: str) -> None:

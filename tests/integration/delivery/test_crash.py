@@ -39,8 +39,10 @@ def slow_receiver() -> Iterator[Receiver]:
     server.close()
 
 
-def start_worker(database_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {
+def hookcast_environment(database_url: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a ``hookcast`` process on the test database (none of this
+    process's own ``HOOKCAST_`` settings), sending only to loopback."""
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith("HOOKCAST_")},
         "HOOKCAST_DATABASE_URL": database_url,
         "HOOKCAST_SECRET_KEY": "crash-test",
@@ -50,8 +52,14 @@ def start_worker(database_url: str, tmp_path: Path, *args: str) -> subprocess.Po
         "HOOKCAST_INSTANCE_PATH": str(tmp_path / "instance"),
         "HOOKCAST_SENDER_THREADS": "4",
     }
+
+
+def start_worker(database_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [HOOKCAST, "worker", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [HOOKCAST, "worker", *args],
+        env=hookcast_environment(database_url, tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
