@@ -204,10 +204,10 @@ def _write(session: Session, plan: _Plan) -> None:
 
 def _basis_holds(session: Session, workspace_id: str, basis: _Basis) -> bool:
     """Whether everything the plan read still reads the same (under the write lock)."""
-    if event_store.existing_client_ids(session, workspace_id, basis.client_ids) != basis.seen:
-        return False
-    known = event_store.contacts_by_external_id(session, workspace_id, basis.external_ids)
-    if known != basis.known:
+    seen, known, _ = event_store.duplicates_and_contacts(
+        session, workspace_id, basis.client_ids, basis.external_ids
+    )
+    if seen != basis.seen or known != basis.known:
         return False
     return all(
         event_store.recent_notification_counts(session, cid, basis.cap_contacts, since) == counts

@@ -23,34 +23,6 @@ from engine.store.models import Attempt, Contact, Event, Notification
 from engine.store.pipeline import Query, read_together
 
 
-def existing_client_ids(
-    session: Session, workspace_id: str, client_ids: Sequence[str]
-) -> dict[str, str]:
-    """``client id → stored event id`` for the ids this workspace has already seen."""
-    found: dict[str, str] = {}
-    for condition in is_in_chunks(session, Event.client_id, client_ids):
-        rows = session.execute(
-            select(Event.client_id, Event.id).where(Event.workspace_id == workspace_id, condition)
-        )
-        found.update({client_id: event_id for client_id, event_id in rows})
-    return found
-
-
-def contacts_by_external_id(
-    session: Session, workspace_id: str, external_ids: Sequence[str]
-) -> dict[str, tuple[str, dict[str, Any]]]:
-    """``external id → (contact id, attributes)`` for the stored ones among ``external_ids``."""
-    found: dict[str, tuple[str, dict[str, Any]]] = {}
-    for condition in is_in_chunks(session, Contact.external_id, external_ids):
-        rows = session.execute(
-            select(Contact.external_id, Contact.id, Contact.attributes).where(
-                Contact.workspace_id == workspace_id, condition
-            )
-        )
-        found.update({ext: (cid, dict(attrs or {})) for ext, cid, attrs in rows})
-    return found
-
-
 def _by_keys(model: Any, key: Any, *columns: Any) -> Select[Any]:
     """``columns`` of the workspace's rows whose ``key`` is among the JSON array ``ids``,
     each looked up through the unique ``(workspace_id, key)`` index: one index probe per
@@ -80,8 +52,8 @@ def _among(model: Any, key: Any, *columns: Any) -> Select[Any]:
     )
 
 
-# The two reads above in one statement each whatever the number of keys (one JSON array
-# parameter), built once: ``read_together`` compiles each once.
+# The two reads of ``duplicates_and_contacts``: one statement each whatever the number of
+# keys (one JSON array parameter), built once (``read_together`` compiles each once).
 _CLIENT_IDS = {
     "postgresql": _by_keys(Event, Event.client_id, Event.client_id, Event.id),
     "sqlite": _among(Event, Event.client_id, Event.client_id, Event.id),
@@ -103,8 +75,10 @@ def duplicates_and_contacts(
     external_ids: Sequence[str],
     along: Query | None = None,
 ) -> tuple[dict[str, str], dict[str, tuple[str, dict[str, Any]]], list[tuple[Any, ...]]]:
-    """``existing_client_ids`` and ``contacts_by_external_id``, and the rows of ``along``
-    (one more query the caller needs at the same time): on PostgreSQL in one round trip."""
+    """``client id → stored event id`` for the ids this workspace has already seen,
+    ``external id → (contact id, attributes)`` for its stored contacts among
+    ``external_ids``, and the rows of ``along`` (one more query the caller needs at the same
+    time): on PostgreSQL in one round trip."""
     dialect = session.get_bind().dialect.name
     queries: list[Query] = [
         (
